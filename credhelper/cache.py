@@ -1,0 +1,238 @@
+"""The credential cache: one entry per (provider, credential-changing settings).
+
+Entries are small JSON documents. With ``cache = "file"`` each is a private file in the
+cache directory (``securefile`` does the checks and the atomic write); with
+``cache = "keyring"`` the same document is kept in the OS keyring; ``"none"`` keeps
+nothing. Either way a file lock in the cache directory makes concurrent cold runs fetch
+once. Reading an entry is on the cache-hit path: keep this module's imports light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from credhelper import securefile
+from credhelper.errors import BackendUnavailable, CacheError
+
+FORMAT = 1
+SUFFIX = f".v{FORMAT}.json"  # a newer format gets a new name, so versions never clobber
+KEYRING_SERVICE = "credhelper-cache"
+
+
+class Entry:
+    __slots__ = ("provider", "key", "token", "headers", "expires_at", "fetched_at", "details")
+
+    def __init__(self, provider, key, token, headers, expires_at, fetched_at, details):
+        self.provider = provider
+        self.key = key
+        self.token = token
+        self.headers = headers
+        self.expires_at = expires_at
+        self.fetched_at = fetched_at
+        self.details = details
+
+    def fresh(self, now: float, min_validity: float) -> bool:
+        return self.expires_at is not None and self.expires_at - now >= min_validity
+
+    def valid(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at > now
+
+    def dumps(self) -> bytes:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "provider": self.provider,
+                "key": self.key,
+                "token": self.token,
+                "headers": self.headers,
+                "expires_at": self.expires_at,
+                "fetched_at": self.fetched_at,
+                "details": self.details,
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def loads(cls, data: bytes | str) -> "Entry":
+        """Parse an entry; ValueError (never another exception) when it is not one."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            raise ValueError("not JSON (truncated or corrupt)") from None
+        if not isinstance(doc, dict):
+            raise ValueError("not a cache entry")
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
+        token, expires_at, fetched_at = doc.get("token"), doc.get("expires_at"), doc.get("fetched_at")
+        headers, details = doc.get("headers") or {}, doc.get("details") or {}
+        if (
+            not isinstance(token, str)
+            or not token
+            or any(c in token for c in "\r\n\0")
+            or not isinstance(expires_at, (int, float))
+            or isinstance(expires_at, bool)
+            or not isinstance(fetched_at, (int, float))
+            or not isinstance(headers, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+            or not isinstance(details, dict)
+            or not isinstance(doc.get("provider"), str)
+            or not isinstance(doc.get("key"), str)
+        ):
+            raise ValueError("missing or invalid fields")
+        return cls(doc["provider"], doc["key"], token, headers, float(expires_at),
+                   float(fetched_at), details)
+
+
+def entry_name(provider: str, key: str) -> str:
+    return f"{provider}-{key}{SUFFIX}"
+
+
+class FileCache:
+    mode = "file"
+
+    def __init__(self, directory: str, log):
+        self.directory = directory
+        self.log = log
+
+    def path(self, provider: str, key: str) -> str:
+        return os.path.join(self.directory, entry_name(provider, key))
+
+    def load(self, provider: str, key: str) -> Entry | None:
+        """The entry, or None when there is none or it is unreadable (with a warning)."""
+        if not securefile.check_private_dir(self.directory):
+            return None
+        path = self.path(provider, key)
+        data = securefile.read_private(path)
+        if data is None:
+            return None
+        try:
+            entry = Entry.loads(data)
+        except ValueError as exc:
+            self.log.warning(f"ignoring cache entry {path}: {exc}")
+            return None
+        if entry.key != key or entry.provider != provider:
+            self.log.warning(f"ignoring cache entry {path}: it belongs to another key")
+            return None
+        return entry
+
+    def store(self, entry: Entry) -> None:
+        securefile.ensure_private_dir(self.directory)
+        securefile.write_private(self.path(entry.provider, entry.key), entry.dumps())
+
+    def delete(self, provider: str, key: str) -> bool:
+        return securefile.remove(self.path(provider, key))
+
+    def entries(self) -> list[tuple[str, Entry | None, str | None]]:
+        """Every entry file as (path, entry or None, problem or None)."""
+        if not securefile.check_private_dir(self.directory):
+            return []
+        found = []
+        for name in sorted(os.listdir(self.directory)):
+            if not name.endswith(SUFFIX) or name.startswith("."):
+                continue
+            path = os.path.join(self.directory, name)
+            try:
+                found.append((path, Entry.loads(securefile.read_private(path) or b""), None))
+            except ValueError as exc:
+                found.append((path, None, str(exc)))
+            except CacheError as exc:
+                found.append((path, None, exc.message))
+        return found
+
+
+class KeyringCache(FileCache):
+    """Entries in the OS keyring; the lock and the snapshot still live in the directory."""
+
+    mode = "keyring"
+
+    def _keyring(self):
+        import keyring
+        from keyring.errors import KeyringError
+
+        return keyring, KeyringError
+
+    def path(self, provider: str, key: str) -> str:
+        return f"keyring:{KEYRING_SERVICE}/{provider}-{key}"
+
+    def load(self, provider: str, key: str) -> Entry | None:
+        keyring, KeyringError = self._keyring()
+        try:
+            data = keyring.get_password(KEYRING_SERVICE, f"{provider}-{key}")
+        except KeyringError as exc:
+            self.log.warning(f"cannot read the keyring cache: {exc.__class__.__name__}")
+            return None
+        if data is None:
+            return None
+        try:
+            entry = Entry.loads(data)
+        except ValueError as exc:
+            self.log.warning(f"ignoring keyring cache entry: {exc}")
+            return None
+        return entry if entry.key == key and entry.provider == provider else None
+
+    def store(self, entry: Entry) -> None:
+        keyring, KeyringError = self._keyring()
+        try:
+            keyring.set_password(KEYRING_SERVICE, f"{entry.provider}-{entry.key}", entry.dumps().decode())
+        except KeyringError as exc:
+            self.log.warning(f"cannot write the keyring cache: {exc.__class__.__name__}")
+
+    def delete(self, provider: str, key: str) -> bool:
+        keyring, KeyringError = self._keyring()
+        try:
+            keyring.delete_password(KEYRING_SERVICE, f"{provider}-{key}")
+            return True
+        except KeyringError:
+            return False
+
+    def entries(self):
+        return []  # a keyring cannot be listed portably; status shows the current entry
+
+
+class NoCache(FileCache):
+    mode = "none"
+
+    def load(self, provider, key):
+        return None
+
+    def store(self, entry):
+        pass
+
+    def delete(self, provider, key):
+        return False
+
+    def entries(self):
+        return []
+
+
+def open_cache(mode: str, directory: str, log) -> FileCache:
+    return {"file": FileCache, "keyring": KeyringCache, "none": NoCache}[mode](directory, log)
+
+
+class Lock:
+    """A cross-process lock per cache key, bounded by the run's deadline."""
+
+    def __init__(self, directory: str, provider: str, key: str, deadline: float):
+        from filelock import FileLock
+
+        securefile.ensure_private_dir(directory)
+        self.path = os.path.join(directory, f"{provider}-{key}.lock")
+        self.deadline = deadline
+        self.lock = FileLock(self.path, mode=0o600)
+
+    def __enter__(self):
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire(timeout=max(0.0, self.deadline - time.monotonic()))
+        except Timeout:
+            raise BackendUnavailable(
+                "the deadline passed while another credhelper run held the cache lock",
+                hint=f"if no other run is active, remove {self.path}",
+            ) from None
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()

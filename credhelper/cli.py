@@ -1,0 +1,252 @@
+"""The click CLIs: the umbrella ``credhelper`` and each backend's own commands.
+
+Reached only for commands (``status``, ``doctor``, ``--help``, ...): the no-argument run
+never imports click (see ``run.py``). Commands raise ``CredhelperError``; ``_invoke`` maps
+it, like everything else, through ``run.guarded`` to the contract's exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from credhelper import __version__, errors, registry, report
+from credhelper.errors import ConfigError
+from credhelper.log import Log
+from credhelper.run import Run, get_and_print, guarded
+
+
+class App:
+    """What every command needs: streams, environment, clock, logging."""
+
+    def __init__(self, prog, env, stdout, stderr, clock, debug):
+        self.prog = prog
+        self.env = os.environ if env is None else env
+        self.stdout = stdout if stdout is not None else sys.stdout
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self.clock = clock
+        self.debug = debug
+        self.log = Log(prog, self.stderr, debug)
+
+    def prepare(self, provider: str) -> Run:
+        return Run.prepare(provider, self.env, None, self.stderr, self.log)
+
+    def echo(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def get(self, provider: str) -> int:
+        stdout = None if self.stdout is sys.stdout else self.stdout
+        return get_and_print(self.prog, provider, self.debug, self.env, None, stdout,
+                             self.stderr, self.clock)
+
+
+def version_text(prog: str, provider: str | None = None) -> str:
+    from importlib import metadata
+
+    parts = [f"{prog} {__version__}"]
+    library = registry.load(provider).library if provider else None
+    if library:
+        try:
+            parts.append(f"{library} {metadata.version(library)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{library} not installed")
+    parts.append(f"Python {sys.version.split()[0]}")
+    return parts[0] + " (" + ", ".join(parts[1:]) + ")"
+
+
+def _version_option(provider: str | None):
+    def callback(ctx, _param, value):
+        if value and not ctx.resilient_parsing:
+            ctx.obj.echo(version_text(ctx.obj.prog, provider))
+            ctx.exit(0)
+
+    return click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+                        callback=callback, help="Show the version and exit.")
+
+
+_debug_option = click.option("--debug", is_flag=True, expose_value=False,
+                             help="Verbose log on stderr (never a secret).")
+
+
+# ---------------------------------------------------------------- shared commands
+
+
+def _status_command(fixed_provider: str | None):
+    @click.command("status")
+    @click.option("--show-secret", is_flag=True, help="Also print the cached credential itself.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @(click.option("--provider", "-p", help="Only this provider.") if fixed_provider is None
+      else (lambda f: f))
+    @click.pass_obj
+    def status(app: App, show_secret: bool, as_json: bool, provider: str | None = None):
+        """What is cached, where it came from, and when it expires."""
+        names = [fixed_provider or provider] if (fixed_provider or provider) else registry.names()
+        entries = report.status(app, names, show_secret)
+        app.echo(json.dumps(entries, indent=2) if as_json else report.format_status(entries, app.clock()))
+
+    return status
+
+
+def _login_commands(provider: str):
+    @click.command("login")
+    @click.pass_obj
+    def login(app: App):
+        """Sign in now (device code or browser), then cache the credential."""
+        run = app.prepare(provider)
+        run.request.interactive = True  # asked for by a person, so a sign-in may start
+        run.provider.login(run.request)
+        app.log.info("signed in")
+
+    @click.command("logout")
+    @click.pass_obj
+    def logout(app: App):
+        """Forget the sign-in and the cached credential."""
+        run = app.prepare(provider)
+        run.provider.logout(run.request)
+        run.cache.delete(provider, run.key)
+        app.log.info("signed out")
+
+    return [login, logout]
+
+
+def backend_commands(provider: str) -> list:
+    cls = registry.load(provider)
+
+    @click.command("get")
+    @click.pass_obj
+    def get(app: App):
+        """Print the credential (what running with no arguments does)."""
+        raise SystemExit(app.get(provider))
+
+    commands = [get, _status_command(provider)]
+    if cls.can_login:
+        commands += _login_commands(provider)
+    return commands
+
+
+# ---------------------------------------------------------------- the backend CLI
+
+
+def backend_main(provider: str, argv, env=None, stdout=None, stderr=None, clock=time.time) -> int:
+    prog = f"credhelper-{provider}"
+    debug = "--debug" in argv
+    app = App(prog, env, stdout, stderr, clock, debug)
+
+    @click.group(prog, invoke_without_command=True,
+                 help=f"Print a gateway credential from {registry.load(provider).summary}.\n\n"
+                 "With no command, print the credential on stdout and exit.")
+    @_version_option(provider)
+    @_debug_option
+    @click.pass_context
+    def group(ctx):
+        if ctx.invoked_subcommand is None:
+            ctx.exit(app.get(provider))
+
+    for command in backend_commands(provider) + registry.load(provider)(None).cli_commands():
+        group.add_command(command)
+    return _invoke(group, app, argv)
+
+
+# ---------------------------------------------------------------- the umbrella CLI
+
+
+def umbrella_main(argv, env=None, stdout=None, stderr=None, clock=time.time) -> int:
+    app = App("credhelper", env, stdout, stderr, clock, "--debug" in argv)
+    return _invoke(umbrella, app, argv)
+
+
+@click.group("credhelper", help="Gateway credentials for Claude apps: diagnose, inspect, export.")
+@_version_option(None)
+@_debug_option
+def umbrella():
+    pass
+
+
+@umbrella.command("get")
+@click.option("--provider", "-p", required=True, help="Backend: " + ", ".join(registry.BUILTIN))
+@click.pass_obj
+def umbrella_get(app: App, provider: str):
+    """Print a credential from PROVIDER, exactly as credhelper-PROVIDER does."""
+    raise SystemExit(app.get(provider))
+
+
+umbrella.add_command(_status_command(None))
+
+
+@umbrella.command("version")
+@click.pass_obj
+def version(app: App):
+    """Show the version of credhelper and of each backend library."""
+    app.echo(version_text("credhelper"))
+    for name in registry.names():
+        try:
+            app.echo("  " + version_text(f"credhelper-{name}", name).split(" (", 1)[1].rstrip(")"))
+        except ConfigError as exc:
+            app.echo(f"  {name}: {exc.message}")
+
+
+@umbrella.group("cache")
+def cache_group():
+    """List or clear cached credentials."""
+
+
+@cache_group.command("list")
+@click.option("--provider", "-p", help="Only this provider.")
+@click.pass_obj
+def cache_list(app: App, provider: str | None):
+    """One line per cached credential (never the credential)."""
+    for line in report.cache_lines(app, provider):
+        app.echo(line)
+
+
+@cache_group.command("clear")
+@click.option("--provider", "-p", help="Only this provider.")
+@click.pass_obj
+def cache_clear(app: App, provider: str | None):
+    """Delete cached credentials (the backends keep theirs)."""
+    count = report.clear_cache(app, provider)
+    app.log.info(f"removed {count} cached credential{'s' if count != 1 else ''}")
+
+
+@umbrella.command("doctor")
+@click.option("--provider", "-p", multiple=True, help="Check this provider (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.pass_obj
+def doctor(app: App, provider: tuple[str, ...], as_json: bool):
+    """One report to paste into a ticket: sources, settings, cache, backend checks."""
+    result = report.doctor(app, list(provider))
+    app.echo(json.dumps(result, indent=2) if as_json else report.format_doctor(result))
+    if any(check["status"] == "fail" for section in result["sections"] for check in section["checks"]):
+        raise SystemExit(errors.CONFIG)
+
+
+# ---------------------------------------------------------------- running click
+
+
+def _invoke(group, app: App, argv) -> int:
+    argv = [a for a in argv if a != "--debug"]
+    code = [errors.OK]
+
+    def action():
+        saved = sys.stdout
+        sys.stdout = app.stdout  # click writes --help to sys.stdout
+        try:
+            group.main(args=argv, prog_name=app.prog, standalone_mode=False, obj=app)
+        except click.exceptions.Exit as exc:
+            code[0] = exc.exit_code
+        except SystemExit as exc:
+            code[0] = exc.code if isinstance(exc.code, int) else errors.INTERNAL
+        except click.UsageError as exc:
+            raise ConfigError(exc.format_message().strip(), hint=f"see {app.prog} --help") from None
+        except click.Abort:
+            raise errors.CredhelperError("aborted") from None
+        finally:
+            sys.stdout = saved
+
+    result = guarded(app.log, app.debug, action)
+    return result if result != errors.OK else code[0]

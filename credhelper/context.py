@@ -1,0 +1,23 @@
+"""Who is calling: may this run ask a person to sign in? (DESIGN §2, contexts)"""
+
+from __future__ import annotations
+
+CONTEXTS = ("interactive", "mid-session-refresh", "scheduled-task", "setup-test", "background")
+
+
+def resolve(env, stderr) -> tuple[str, bool]:
+    """(context name, interactive?). Only ``interactive`` may start a sign-in.
+
+    An unknown value is treated as non-interactive: a newer app may add contexts, and
+    guessing wrong must never leave a background refresh waiting for a person.
+    """
+    value = (env.get("CLAUDE_HELPER_CONTEXT") or "").strip()
+    if value:
+        return value, value == "interactive"
+    if (env.get("CLAUDE_HELPER_MANUAL_RUN") or "").strip() == "1":
+        return "setup-test", False
+    try:
+        tty = stderr.isatty()
+    except (AttributeError, ValueError, OSError):
+        tty = False
+    return ("terminal" if tty else "no terminal"), tty

@@ -1,0 +1,13 @@
+"""Console-script entry points: one line per backend, all handed to one run function."""
+
+import sys
+
+from credhelper.run import helper_main, umbrella_main
+
+
+def credhelper() -> None:
+    sys.exit(umbrella_main())
+
+
+def keyring() -> None:
+    sys.exit(helper_main("keyring"))

@@ -1,0 +1,41 @@
+"""Read a JWT's header and claims without verifying it: for expiry and for ``status``.
+
+Nothing here trusts a token. The signature is never shown (it is the part that proves
+the token; claims alone are not a credential).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+
+def _segment(part: str) -> dict | None:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        value = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def decode(token: str) -> tuple[dict, dict] | None:
+    """(header, claims) when ``token`` looks like a JWS compact JWT, else None."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        return None
+    header, claims = _segment(parts[0]), _segment(parts[1])
+    if header is None or claims is None or "alg" not in header:
+        return None
+    return header, claims
+
+
+def expiry(token: str) -> float | None:
+    """The ``exp`` claim as Unix time, or None when the token is no JWT or has none."""
+    decoded = decode(token)
+    if decoded is None:
+        return None
+    exp = decoded[1].get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or exp != exp:
+        return None
+    return float(exp)

@@ -1,0 +1,121 @@
+"""The provider interface: what a backend declares and does. The core does the rest.
+
+A provider declares its settings and fetches one credential within the run's deadline.
+Configuration, cache, lock, context policy, output, exit codes and logging belong to the
+core (``credhelper.run``), so a new backend is one module in ``providers/`` and never
+touches the contract. Provider modules import their backend library inside methods, so
+that loading a provider to read its settings costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from credhelper.errors import BackendUnavailable, ConfigError, LoginRequired
+from credhelper.log import Log
+
+# Value kinds a setting can have; config.py parses and validates each.
+KINDS = ("str", "int", "bool", "duration", "url", "path", "choice", "list", "table")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str = "str"
+    default: Any = None
+    required: bool = False
+    secret: bool = False  # masked in doctor and status; never logged
+    choices: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()  # the backend's own well-known variables, used as a fallback
+    credential: bool = True  # changes the credential, so it is part of the cache key
+    help: str = ""
+
+
+# Settings every provider understands (DESIGN §4). They shape how the credential is
+# handed out, not which credential it is, so only max_age enters the cache key.
+COMMON_SETTINGS = (
+    Setting("timeout", "duration", 30.0, credential=False,
+            help="deadline for the whole run: every network call and retry"),
+    Setting("login_timeout", "duration", 300.0, credential=False,
+            help="deadline for an interactive sign-in (device code, browser)"),
+    Setting("min_validity", "duration", 300.0, credential=False,
+            help="hand out a credential only while it stays valid at least this long"),
+    Setting("max_age", "duration", None,
+            help="expiry for credentials whose backend gives none"),
+    Setting("cache", "choice", "file", choices=("file", "keyring", "none"), credential=False,
+            help="where fetched credentials are kept"),
+    Setting("output", "choice", "token", choices=("token", "json"), credential=False,
+            help="bare token, or JSON {token, headers}"),
+    Setting("headers", "table", {}, credential=False,
+            help="extra headers for the gateway; printed in the JSON form"),
+    Setting("log_file", "path", None, credential=False,
+            help="append a log of every run to this file (never a secret)"),
+)
+
+
+@dataclass
+class Credential:
+    token: str
+    expires_at: float | None = None  # Unix time; None when the backend gives none
+    headers: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # for status; never a secret
+
+
+@dataclass
+class Request:
+    """What a provider knows about the run it serves."""
+
+    context: str  # the CLAUDE_HELPER_CONTEXT in effect ("interactive", "background", ...)
+    interactive: bool  # may this run ask a person (device code, prompt, browser)?
+    deadline: float  # time.monotonic() by which every network call must be done
+    login_deadline: float  # the longer bound for an interactive sign-in
+    log: Log
+    stdin_is_tty: bool = False
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline; raises once it has passed."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise BackendUnavailable("the deadline passed before the backend answered")
+        return left
+
+    def require_interactive(self, what: str, hint: str) -> None:
+        """Raise LoginRequired (exit 3) unless this run may ask a person."""
+        if not self.interactive:
+            raise LoginRequired(f"{what}, and this run may not ask ({self.context} context)", hint)
+
+
+class Provider:
+    """Base class of every backend. Subclasses set ``name``, ``settings`` and ``fetch``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    library: ClassVar[str | None] = None  # the distribution it needs, for --version/doctor
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    can_login: ClassVar[bool] = False
+
+    def __init__(self, config):
+        self.config = config  # credhelper.config.ProviderConfig
+
+    def fetch(self, request: Request) -> Credential:
+        raise NotImplementedError
+
+    def login(self, request: Request) -> None:
+        raise ConfigError(f"{self.name} has no sign-in: nothing to log in to")
+
+    def logout(self, request: Request) -> None:
+        raise ConfigError(f"{self.name} has no sign-in: nothing to log out of")
+
+    def describe(self) -> str:
+        """Where the credential comes from, in a few words, for status and logs."""
+        return self.name
+
+    def diagnose(self, request: Request) -> list[tuple[str, str, str]]:
+        """Checks for doctor, as (status, check, detail) with status ok|warn|fail."""
+        return []
+
+    def cli_commands(self) -> list:
+        """Extra click commands for this backend's entry point (``store``, ...)."""
+        return []

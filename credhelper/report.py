@@ -1,0 +1,275 @@
+"""What ``status``, ``cache`` and ``doctor`` report. Secrets appear only on request.
+
+Each report is built as plain data (so ``--json`` is the same report) and formatted
+separately for people.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import time
+
+from credhelper import __version__, config as config_mod, context, jwt, paths, registry, securefile
+from credhelper.cache import FileCache, SUFFIX
+from credhelper.durations import format_duration
+from credhelper.errors import CredhelperError
+
+DEFAULT_APP_TTL = 3600  # the app's inferenceCredentialHelperTtlSec default
+
+
+def _when(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def describe_entry(entry, location: str, now: float, min_validity: float | None,
+                   show_secret: bool, current: bool) -> dict:
+    info = {
+        "provider": entry.provider,
+        "current": current,
+        "location": location,
+        "source": entry.details.get("source"),
+        "fetched_at": _when(entry.fetched_at),
+        "expires_at": _when(entry.expires_at),
+        "expires_in_seconds": int(entry.expires_at - now),
+        "lifetime_seconds": int(entry.expires_at - entry.fetched_at),
+        "state": (
+            "expired" if entry.expires_at <= now
+            else "renew due" if min_validity is not None and not entry.fresh(now, min_validity)
+            else "fresh"
+        ),
+        "details": {k: v for k, v in entry.details.items() if k != "source"},
+        "headers": sorted(entry.headers),
+    }
+    decoded = jwt.decode(entry.token)
+    if decoded:
+        info["token_kind"] = "JWT"
+        info["jwt_header"], info["jwt_claims"] = decoded
+    else:
+        info["token_kind"] = f"opaque, {len(entry.token)} characters"
+    if show_secret:
+        info["token"] = entry.token
+    return info
+
+
+def status(app, names: list[str], show_secret: bool) -> list[dict]:
+    now = app.clock()
+    results, seen = [], set()
+    for name in names:
+        try:
+            run = app.prepare(name)
+        except CredhelperError as exc:
+            results.append({"provider": name, "problem": exc.message})
+            continue
+        entry = run.cache.load(name, run.key)
+        if entry is None:
+            results.append({"provider": name, "current": True, "source": run.provider.describe(),
+                            "location": run.cache.path(name, run.key), "problem": "nothing cached"})
+        else:
+            results.append(describe_entry(entry, run.cache.path(name, run.key), now,
+                                          run.config["min_validity"], show_secret, True))
+        seen.add(run.cache.path(name, run.key))
+        for path, old, problem in FileCache(run.directory, app.log).entries():
+            if path in seen or not os.path.basename(path).startswith(name + "-"):
+                continue
+            seen.add(path)
+            if old is None:
+                results.append({"provider": name, "location": path, "problem": problem})
+            else:
+                results.append(describe_entry(old, path, now, None, show_secret, False))
+    return results
+
+
+def format_status(entries: list[dict], now: float) -> str:
+    if not entries:
+        return "nothing cached"
+    blocks = []
+    for e in entries:
+        title = e["provider"] + ("" if e.get("current", True) else "  (an earlier configuration)")
+        lines = [title]
+        if "problem" in e:
+            for key in ("source", "location"):
+                if e.get(key):
+                    lines.append(f"  {key + ':':<10} {e[key]}")
+            lines.append(f"  {'state:':<10} {e['problem']}")
+            blocks.append("\n".join(lines))
+            continue
+        lines += [
+            f"  {'source:':<10} {e['source']}",
+            f"  {'cached:':<10} {e['location']}",
+            f"  {'fetched:':<10} {e['fetched_at']}",
+            f"  {'expires:':<10} {e['expires_at']} "
+            f"({'in ' + format_duration(e['expires_in_seconds']) if e['expires_in_seconds'] > 0 else format_duration(-e['expires_in_seconds']) + ' ago'}; "
+            f"lifetime {format_duration(e['lifetime_seconds'])})",
+            f"  {'state:':<10} {e['state']}",
+            f"  {'token:':<10} {e['token_kind']}"
+            + ("" if "token" in e else "  (--show-secret prints it)"),
+        ]
+        if e.get("headers"):
+            lines.append(f"  {'headers:':<10} {', '.join(e['headers'])}")
+        for key, value in e.get("details", {}).items():
+            lines.append(f"  {key + ':':<10} {value}")
+        if "jwt_claims" in e:
+            import json
+
+            lines.append(f"  {'jwt:':<10} {json.dumps(e['jwt_header'], sort_keys=True)}")
+            for claim, value in sorted(e["jwt_claims"].items()):
+                shown = json.dumps(value)
+                if claim in ("exp", "iat", "nbf", "auth_time") and isinstance(value, (int, float)):
+                    shown += f"  ({_when(value)})"
+                lines.append(f"    {claim}: {shown}")
+        if "token" in e:
+            lines.append(f"  {'secret:':<10} {e['token']}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _cache_directory(app) -> str:
+    from credhelper.run import cache_dir
+
+    return cache_dir(app.env)
+
+
+def cache_lines(app, provider: str | None) -> list[str]:
+    now = app.clock()
+    lines = []
+    for path, entry, problem in FileCache(_cache_directory(app), app.log).entries():
+        name = os.path.basename(path)
+        if provider and not name.startswith(provider + "-"):
+            continue
+        if entry is None:
+            lines.append(f"{name}  unreadable: {problem}")
+        else:
+            left = entry.expires_at - now
+            state = f"expires in {format_duration(left)}" if left > 0 else "expired"
+            lines.append(f"{name}  {entry.provider}  {state}  {entry.details.get('source', '')}")
+    return lines or ["nothing cached"]
+
+
+def clear_cache(app, provider: str | None) -> int:
+    directory = _cache_directory(app)
+    if not securefile.check_private_dir(directory):
+        return 0
+    count = 0
+    for name in os.listdir(directory):
+        if provider and not name.startswith(provider + "-"):
+            continue
+        if name.endswith(SUFFIX) or (name.startswith("snapshot-") and name.endswith(".json")):
+            count += name.endswith(SUFFIX)
+            securefile.remove(os.path.join(directory, name))
+    # Keyring-cached entries cannot be listed; remove the current configuration's.
+    for name in [provider] if provider else registry.names():
+        try:
+            run = app.prepare(name)
+        except CredhelperError:
+            continue
+        if run.cache.mode == "keyring" and run.cache.delete(name, run.key):
+            count += 1
+    return count
+
+
+# ---------------------------------------------------------------- doctor
+
+
+def _check(status: str, name: str, detail: str) -> dict:
+    return {"status": status, "check": name, "detail": detail}
+
+
+def doctor(app, providers: list[str]) -> dict:
+    env = app.env
+    sections = []
+    sections.append({"title": "credhelper", "checks": [
+        _check("ok", "version", __version__),
+        _check("ok", "python", f"{sys.version.split()[0]} ({sys.executable})"),
+        _check("ok", "platform", f"{platform.platform()}"),
+    ]})
+    name, interactive = context.resolve(env, app.stderr)
+    sections.append({"title": "context", "checks": [
+        _check("ok", "CLAUDE_HELPER_CONTEXT", env.get("CLAUDE_HELPER_CONTEXT") or "(not set)"),
+        _check("ok", "CLAUDE_HELPER_MANUAL_RUN", env.get("CLAUDE_HELPER_MANUAL_RUN") or "(not set)"),
+        _check("ok", "this run", f"{name}: {'may' if interactive else 'may not'} ask a person to sign in"),
+    ]})
+
+    source_checks = []
+    try:
+        found, files = config_mod.sources(env, [config_mod.DEFAULTS] + registry.names())
+        for label, path, read in files:
+            source_checks.append(_check("ok", label, f"{path} ({'read' if read else 'not present'})"))
+        variables = sorted(k for k in env if k.startswith("CREDHELPER_"))
+        source_checks.append(_check("ok", "environment", ", ".join(variables) or "no CREDHELPER_ variables"))
+        managed = [s.label for s in found if s.label.startswith("managed")]
+        source_checks.append(_check("ok", "managed preferences", managed[0] if managed else "none"))
+        configured = sorted({t for s in found for t in s.tables if t != config_mod.DEFAULTS})
+    except CredhelperError as exc:
+        source_checks.append(_check("fail", "configuration", exc.message))
+        configured = []
+    sections.append({"title": "configuration sources", "checks": source_checks})
+
+    for name in providers or configured or registry.names():
+        sections.append(_doctor_provider(app, name))
+
+    directory = _cache_directory(app)
+    cache_checks = [_check("ok", "directory", directory)]
+    try:
+        exists = securefile.check_private_dir(directory)
+        entries = FileCache(directory, app.log).entries()
+        bad = [p for p, e, _ in entries if e is None]
+        cache_checks.append(_check("ok", "permissions", "private (0700, yours)" if exists
+                                   else "not created yet (made 0700 on first use)"))
+        cache_checks.append(_check("warn" if bad else "ok", "entries",
+                                   f"{len(entries)} cached, {len(bad)} unreadable"))
+    except CredhelperError as exc:
+        cache_checks.append(_check("fail", "permissions", exc.message))
+    sections.append({"title": "cache", "checks": cache_checks})
+    return {"sections": sections}
+
+
+def _doctor_provider(app, name: str) -> dict:
+    checks = []
+    title = f"provider {name}"
+    try:
+        run = app.prepare(name)
+    except CredhelperError as exc:
+        return {"title": title, "checks": [_check("fail", "configuration", exc.message)]}
+    for setting, value in run.config.values.items():
+        checks.append(_check("ok", setting, f"{config_mod.masked(value)}  ({value.source})"))
+    checks.append(_check("ok", "cache key", run.key))
+    try:
+        checks += [_check(*c) for c in run.provider.diagnose(run.request)]
+    except CredhelperError as exc:
+        checks.append(_check("fail", "backend", exc.message))
+    entry = None
+    try:
+        entry = run.cache.load(name, run.key)
+    except CredhelperError as exc:
+        checks.append(_check("fail", "cached credential", exc.message))
+    if entry is not None:
+        lifetime = int(entry.expires_at - entry.fetched_at)
+        if lifetime < DEFAULT_APP_TTL:
+            checks.append(_check(
+                "warn", "credential lifetime",
+                f"{format_duration(lifetime)} is shorter than the app's default TTL "
+                f"({DEFAULT_APP_TTL}s): set inferenceCredentialHelperTtlSec to at most "
+                f"{max(60, lifetime - int(run.config['min_validity']))}",
+            ))
+        else:
+            checks.append(_check("ok", "credential lifetime", format_duration(lifetime)))
+    helper = shutil.which(f"credhelper-{name}") or os.path.join(
+        os.path.dirname(os.path.abspath(sys.argv[0] or "")), f"credhelper-{name}")
+    checks.append(_check("ok", "inferenceCredentialHelper", helper))
+    return {"title": title, "checks": checks}
+
+
+def format_doctor(result: dict) -> str:
+    marks = {"ok": "  ok  ", "warn": " warn ", "fail": " FAIL "}
+    lines = []
+    for section in result["sections"]:
+        lines.append(f"== {section['title']}")
+        for c in section["checks"]:
+            lines.append(f"[{marks[c['status']]}] {c['check']}: {c['detail']}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
