@@ -236,3 +236,68 @@ class Lock:
 
     def __exit__(self, *exc):
         self.lock.release()
+
+
+class StateStore:
+    """Long-lived provider state (a Vault login token, a refresh token, MSAL's cache),
+    kept as well as the cache: a private file, or the OS keyring with ``cache = "keyring"``.
+
+    Names are the provider's own ("token", "refresh"); the cache key they belong to is
+    mixed in by the caller when the state depends on settings.
+    """
+
+    def __init__(self, mode: str, directory: str, provider: str, log):
+        self.mode, self.directory, self.provider, self.log = mode, directory, provider, log
+
+    def _name(self, name: str) -> str:
+        import hashlib
+
+        return f"{self.provider}-state-{hashlib.sha256(name.encode()).hexdigest()[:24]}"
+
+    def load(self, name: str) -> dict | None:
+        if self.mode == "keyring":
+            import keyring
+
+            try:
+                data = keyring.get_password(KEYRING_SERVICE, self._name(name))
+            except Exception as exc:
+                self.log.warning(f"cannot read provider state from the keyring: {exc.__class__.__name__}")
+                return None
+        else:
+            if not securefile.check_private_dir(self.directory):
+                return None
+            data = securefile.read_private(os.path.join(self.directory, self._name(name) + ".json"))
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            self.log.warning(f"ignoring damaged {self.provider} state {name!r}")
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def save(self, name: str, doc: dict) -> None:
+        data = json.dumps(doc, sort_keys=True)
+        try:
+            if self.mode == "keyring":
+                import keyring
+
+                keyring.set_password(KEYRING_SERVICE, self._name(name), data)
+            else:
+                securefile.ensure_private_dir(self.directory)
+                securefile.write_private(
+                    os.path.join(self.directory, self._name(name) + ".json"), data.encode()
+                )
+        except Exception as exc:  # losing state costs a new sign-in, never the run
+            self.log.warning(f"cannot save {self.provider} state: {getattr(exc, 'message', exc.__class__.__name__)}")
+
+    def delete(self, name: str) -> None:
+        if self.mode == "keyring":
+            import keyring
+
+            try:
+                keyring.delete_password(KEYRING_SERVICE, self._name(name))
+            except Exception:
+                pass
+        else:
+            securefile.remove(os.path.join(self.directory, self._name(name) + ".json"))

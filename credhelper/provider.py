@@ -73,6 +73,7 @@ class Request:
     login_deadline: float  # the longer bound for an interactive sign-in
     log: Log
     stdin_is_tty: bool = False
+    state: Any = None  # credhelper.cache.StateStore: private storage for long-lived secrets
 
     def remaining(self) -> float:
         """Seconds left before the deadline; raises once it has passed."""
@@ -107,6 +108,10 @@ class Provider:
 
     def logout(self, request: Request) -> None:
         raise ConfigError(f"{self.name} has no sign-in: nothing to log out of")
+
+    def status(self, request: Request) -> dict[str, Any]:
+        """Extra facts for ``status`` (token accessor, account, ...). Never a secret."""
+        return {}
 
     def describe(self) -> str:
         """Where the credential comes from, in a few words, for status and logs."""

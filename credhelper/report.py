@@ -72,6 +72,12 @@ def status(app, names: list[str], show_secret: bool) -> list[dict]:
         else:
             results.append(describe_entry(entry, run.cache.path(name, run.key), now,
                                           run.config["min_validity"], show_secret, True))
+        try:
+            backend = run.provider.status(run.request)
+        except CredhelperError as exc:
+            backend = {"problem": exc.message}
+        if backend:
+            results[-1]["backend"] = backend
         seen.add(run.cache.path(name, run.key))
         for path, old, problem in FileCache(run.directory, app.log).entries():
             if path in seen or not os.path.basename(path).startswith(name + "-"):
@@ -96,6 +102,8 @@ def format_status(entries: list[dict], now: float) -> str:
                 if e.get(key):
                     lines.append(f"  {key + ':':<10} {e[key]}")
             lines.append(f"  {'state:':<10} {e['problem']}")
+            for key, value in e.get("backend", {}).items():
+                lines.append(f"  {key + ':':<10} {value}")
             blocks.append("\n".join(lines))
             continue
         lines += [
@@ -122,6 +130,8 @@ def format_status(entries: list[dict], now: float) -> str:
                 if claim in ("exp", "iat", "nbf", "auth_time") and isinstance(value, (int, float)):
                     shown += f"  ({_when(value)})"
                 lines.append(f"    {claim}: {shown}")
+        for key, value in e.get("backend", {}).items():
+            lines.append(f"  {key + ':':<10} {value}")
         if "token" in e:
             lines.append(f"  {'secret:':<10} {e['token']}")
         blocks.append("\n".join(lines))

@@ -241,7 +241,7 @@ class Run:
     def prepare(cls, provider_name, env, stdin, stderr, log: Log, need_cache_dir=True):
         from credhelper import config as config_mod
         from credhelper import context, registry
-        from credhelper.cache import open_cache
+        from credhelper.cache import StateStore, open_cache
         from credhelper.provider import Request
 
         self = cls()
@@ -271,6 +271,8 @@ class Run:
             login_deadline=start + max(conf["timeout"], conf["login_timeout"]),
             log=log,
             stdin_is_tty=stdin_tty,
+            state=StateStore("keyring" if conf["cache"] == "keyring" else "file",
+                             self.directory, provider_name, log),
         )
         return self
 

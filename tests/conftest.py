@@ -1,0 +1,143 @@
+"""Shared fixtures: a clean environment per test, the installed helpers as subprocesses,
+and a real GNOME Keyring on a private D-Bus session.
+
+The tests run against the *installed* console scripts (the README's test command installs
+the package), so they prove the wiring as well as the logic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CANARY = "canary-S3CR3T-7f1d9c"  # a secret that must never appear outside stdout
+
+
+def script(name: str) -> str:
+    """Path of an installed console script (next to this interpreter, else on PATH)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: run the README's test command")
+    return found
+
+
+@pytest.fixture
+def base_env(tmp_path):
+    """A minimal environment: private HOME, cache and config dirs, no credhelper or app
+    variables from the developer's shell, and no keyring session unless asked for."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "etc-xdg"),
+        "CREDHELPER_CACHE_DIR": str(tmp_path / "cache"),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "PYTHONPATH"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def run(args, env, input=None, timeout=60):
+    """Run a helper; returns CompletedProcess with bytes stdout and str stderr."""
+    if isinstance(args, str):
+        args = [args]
+    args = [script(args[0])] + list(args[1:])
+    proc = subprocess.run(
+        args,
+        env=env,
+        input=input.encode() if isinstance(input, str) else input,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    return proc
+
+
+def assert_failure(proc, code: int, *phrases: str):
+    """A contract failure: the exit code, nothing on stdout, a clear line on stderr."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert proc.stdout == b"", proc.stdout
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert lines, "no error message on stderr"
+    assert "Traceback" not in proc.stderr
+    errors = [l for l in lines if ": error: " in l]
+    assert len(errors) == 1, proc.stderr
+    for phrase in phrases:
+        assert phrase in proc.stderr, (phrase, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def keyring_session(tmp_path_factory):
+    """A real Secret Service: dbus-daemon + gnome-keyring-daemon, private HOME.
+
+    Yields the variables a helper needs to reach it. Fails (never skips) when the
+    daemons are missing: CI must install them.
+    """
+    for tool in ("dbus-daemon", "gnome-keyring-daemon"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} is missing: apt-get install dbus gnome-keyring")
+    home = tmp_path_factory.mktemp("keyring-home")
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700)
+    env = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "PATH": os.environ["PATH"]}
+    out = subprocess.run(
+        ["dbus-daemon", "--session", "--fork", "--nopidfile", "--print-address=1", "--print-pid=1"],
+        env=env, capture_output=True, text=True, timeout=20, check=True,
+    ).stdout.split()
+    address, dbus_pid = out[0], int(out[1])
+    env["DBUS_SESSION_BUS_ADDRESS"] = address
+    keyring = subprocess.Popen(
+        ["gnome-keyring-daemon", "--unlock", "--components=secrets", "--foreground"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    keyring.stdin.write(b"test-keyring-password")
+    keyring.stdin.close()
+    variables = {"DBUS_SESSION_BUS_ADDRESS": address, "XDG_RUNTIME_DIR": str(runtime)}
+    probe = [sys.executable, "-c",
+             "import keyring; k = keyring.get_keyring(); k.set_password('probe', 'p', 'x');"
+             "print(type(k).__module__)"]
+    deadline = time.monotonic() + 20
+    while True:
+        p = subprocess.run(probe, env={**env, **variables}, capture_output=True, text=True)
+        if p.returncode == 0 and "SecretService" in p.stdout:
+            break
+        if time.monotonic() > deadline:
+            keyring.kill()
+            os.kill(dbus_pid, signal.SIGTERM)
+            pytest.fail(f"gnome-keyring did not come up: {p.stdout} {p.stderr}")
+        time.sleep(0.1)
+    yield {**variables, "KEYRING_HOME": str(home)}
+    keyring.terminate()
+    try:
+        keyring.wait(5)
+    except subprocess.TimeoutExpired:
+        keyring.kill()
+    os.kill(dbus_pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def keyring_env(base_env, keyring_session):
+    """base_env plus the real keyring session; a fresh service name per test."""
+    env = dict(base_env)
+    env["DBUS_SESSION_BUS_ADDRESS"] = keyring_session["DBUS_SESSION_BUS_ADDRESS"]
+    env["XDG_RUNTIME_DIR"] = keyring_session["XDG_RUNTIME_DIR"]
+    env["CREDHELPER_KEYRING_SERVICE"] = f"credhelper-test-{os.urandom(4).hex()}"
+    return env
