@@ -11,3 +11,11 @@ def credhelper() -> None:
 
 def keyring() -> None:
     sys.exit(helper_main("keyring"))
+
+
+def vault() -> None:
+    sys.exit(helper_main("vault"))
+
+
+def aws() -> None:
+    sys.exit(helper_main("aws"))

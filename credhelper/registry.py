@@ -10,6 +10,8 @@ from credhelper.errors import ConfigError
 # methods, so importing a provider module here stays cheap.
 BUILTIN = {
     "keyring": "credhelper.providers.keyring:KeyringProvider",
+    "vault": "credhelper.providers.vault:VaultProvider",
+    "aws": "credhelper.providers.aws:AwsProvider",
 }
 
 _extra: dict[str, type] = {}
