@@ -213,7 +213,12 @@ def _parse(s: Setting, raw: Any, from_env: bool) -> Any:
                 raise ValueError("expected a JSON object such as {\"X-Team\": \"ml\"}") from None
         if not isinstance(raw, dict):
             raise ValueError("expected a table of name = \"value\"")
-        return dict(check_headers(raw, "headers")) if s.name == "headers" else dict(raw)
+        if s.name == "headers":
+            try:
+                check_headers(raw, "headers")
+            except ConfigError as exc:
+                raise ValueError(exc.message.removeprefix("headers: ")) from None
+        return dict(raw)
     if not isinstance(raw, str):
         raise ValueError(f"expected a string, got {_shown(raw, s)}")
     if kind == "choice":

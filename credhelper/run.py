@@ -70,7 +70,7 @@ def get_and_print(prog, provider, debug, env=None, stdin=None, stdout=None, stde
     env = os.environ if env is None else env
     stderr = sys.stderr if stderr is None else stderr
     log = Log(prog, stderr, debug)
-    with StdoutGuard(stdout, stderr) as out:
+    with StdoutGuard(stdout, _Redacting(stderr, log)) as out:
         return guarded(log, debug, lambda: out.write(_get_text(provider, env, stdin, stderr, clock, log)))
 
 
@@ -103,6 +103,23 @@ def guarded(log: Log, debug: bool, action) -> int:
 
             log.info(log.redact("".join(traceback.format_exc())))
         return errors.INTERNAL
+
+
+class _Redacting:
+    """Where stray ``print`` output goes during a run: stderr, with secrets masked."""
+
+    def __init__(self, stream, log: Log):
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.stream.write(self.log.redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
 
 
 class StdoutGuard:

@@ -19,6 +19,7 @@ from credhelper.errors import CacheError
 POSIX = os.name == "posix"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted as an entry must not hang a run
 
 
 def _euid() -> int | None:
@@ -82,7 +83,7 @@ def read_private(path: str) -> bytes | None:
         except FileNotFoundError:
             return None
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _BINARY)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _BINARY)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -139,9 +139,15 @@ def _commands() -> list:
     import click
 
     @click.command("store")
+    @click.argument("refused", nargs=-1, metavar="", hidden=True)
     @click.pass_obj
-    def store(app):
+    def store(app, refused):
         """Store the gateway secret: typed at a no-echo prompt, or piped on stdin."""
+        if refused:  # never echo it back: it is most likely the secret itself
+            raise ConfigError(
+                "store takes no arguments: a secret on the command line ends up in shell history",
+                hint="type it at the prompt, or pipe it: credhelper-keyring store < file",
+            )
         run = app.prepare("keyring")
         provider = run.provider
         secret = read_secret(sys.stdin, app.stderr, f"Secret for {provider.describe()}: ")

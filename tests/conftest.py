@@ -17,6 +17,11 @@ from pathlib import Path
 
 import pytest
 
+# Test the installed package, never the source folder: `python -m pytest` puts the
+# repository root on sys.path, where credhelper/ lacks its installed providers/ subpackage.
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
+
 CANARY = "canary-S3CR3T-7f1d9c"  # a secret that must never appear outside stdout
 
 
@@ -53,11 +58,21 @@ def base_env(tmp_path):
     return env
 
 
+COUNTING = str(Path(__file__).with_name("counting_helper.py"))
+
+
 def run(args, env, input=None, timeout=60):
-    """Run a helper; returns CompletedProcess with bytes stdout and str stderr."""
+    """Run a helper; returns CompletedProcess with bytes stdout and str stderr.
+
+    ``args[0]`` is a console script name, or "counting" for the test-only backend.
+    Whatever the test, the canary secret must never reach stderr.
+    """
     if isinstance(args, str):
         args = [args]
-    args = [script(args[0])] + list(args[1:])
+    if args[0] == "counting":
+        args = [sys.executable, COUNTING] + list(args[1:])
+    else:
+        args = [script(args[0])] + list(args[1:])
     proc = subprocess.run(
         args,
         env=env,
@@ -68,7 +83,25 @@ def run(args, env, input=None, timeout=60):
         stdin=None if input is not None else subprocess.DEVNULL,
     )
     proc.stderr = proc.stderr.decode("utf-8", "replace")
+    assert CANARY not in proc.stderr, "a secret reached stderr"
     return proc
+
+
+@pytest.fixture
+def counting_env(base_env, tmp_path):
+    """base_env configured for the counting backend; ``count(env)`` reads its fetches."""
+    env = dict(base_env)
+    env["CREDHELPER_COUNTING_TOKEN"] = CANARY
+    env["CREDHELPER_COUNTING_COUNT_FILE"] = str(tmp_path / "fetches")
+    return env
+
+
+def fetches(env) -> list[str]:
+    try:
+        with open(env["CREDHELPER_COUNTING_COUNT_FILE"]) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
 
 
 def assert_failure(proc, code: int, *phrases: str):

@@ -1,0 +1,174 @@
+"""The helper contract (DESIGN §2), end to end through real processes.
+
+The counting test backend stands in for a backend here so that every failure mode can be
+produced on demand; the keyring tests repeat the essentials against a real keyring.
+"""
+
+import json
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+from conftest import CANARY, COUNTING, assert_failure, fetches, run
+
+
+def test_prints_exactly_the_token_and_a_newline(counting_env):
+    p = run("counting", counting_env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"{CANARY}\n".encode()
+    assert p.stderr == ""
+
+
+def test_second_run_is_a_cache_hit(counting_env):
+    assert run("counting", counting_env).returncode == 0
+    p = run("counting", counting_env)
+    assert p.stdout == f"{CANARY}\n".encode()
+    assert len(fetches(counting_env)) == 1
+
+
+def test_json_output_when_headers_are_configured(counting_env):
+    counting_env["CREDHELPER_DEFAULTS_HEADERS"] = '{"X-Team": "ml", "X-Org": "acme"}'
+    p = run("counting", counting_env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith(b"}\n") and p.stdout.count(b"\n") == 1
+    assert json.loads(p.stdout) == {"token": CANARY, "headers": {"X-Team": "ml", "X-Org": "acme"}}
+    # the cache hit prints the same document
+    assert run("counting", counting_env).stdout == p.stdout
+
+
+def test_json_output_when_asked(counting_env):
+    counting_env["CREDHELPER_COUNTING_OUTPUT"] = "json"
+    p = run("counting", counting_env)
+    assert json.loads(p.stdout) == {"token": CANARY, "headers": {}}
+
+
+@pytest.mark.parametrize(
+    "behaviour, code, phrase",
+    [
+        ("unavailable", 4, "backend down"),
+        ("refused", 5, "permission denied"),
+        ("login", 3, "may not ask"),
+        ("bug", 1, "internal error"),
+        ("newline", 5, "CR, LF or NUL"),
+    ],
+)
+def test_failures_print_nothing_on_stdout(counting_env, behaviour, code, phrase):
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = behaviour
+    p = run("counting", counting_env)
+    assert_failure(p, code, phrase)
+    debug = run(["counting", "--debug"], counting_env)  # run() checks: never the secret
+    assert debug.returncode == code and debug.stdout == b""
+    if code == 1:  # a bug: --debug adds the (masked) traceback for the report
+        assert "Traceback" in debug.stderr and "oops, the token was ***" in debug.stderr
+    else:
+        assert_failure(debug, code, phrase)
+
+
+def test_a_hanging_backend_ends_by_the_deadline(counting_env):
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "hang"
+    counting_env["CREDHELPER_DEFAULTS_TIMEOUT"] = "1s"
+    p = run("counting", counting_env, timeout=20)
+    assert_failure(p, 4, "within the 1s deadline")
+
+
+def test_library_chatter_never_reaches_stdout(counting_env):
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "print"
+    p = run("counting", counting_env)
+    assert p.stdout == f"{CANARY}\n".encode()
+    assert "library chatter ***" in p.stderr  # print() is redirected and masked
+    assert "C-level chatter" in p.stderr  # a write to fd 1 is redirected too
+
+
+def test_config_error_exit_2_names_key_and_source(counting_env):
+    counting_env["CREDHELPER_COUNTING_TTL"] = "soon"
+    assert_failure(run("counting", counting_env), 2, "CREDHELPER_COUNTING_TTL (environment)")
+
+
+def test_unknown_setting_exit_2(counting_env):
+    counting_env["CREDHELPER_COUNTING_TOKNE"] = "x"
+    assert_failure(run("counting", counting_env), 2, "CREDHELPER_COUNTING_TOKNE")
+
+
+def test_missing_required_setting_exit_2(counting_env):
+    del counting_env["CREDHELPER_COUNTING_TOKEN"]
+    assert_failure(run("counting", counting_env), 2, "[counting] token")
+
+
+def test_usage_error_exit_2(counting_env):
+    assert_failure(run(["counting", "--no-such-flag"], counting_env), 2, "--no-such-flag")
+
+
+def test_umbrella_get_unknown_provider_exit_2(base_env):
+    assert_failure(run(["credhelper", "get", "--provider", "nope"], base_env), 2, "unknown provider")
+
+
+def test_version_and_help(base_env):
+    p = run(["credhelper-keyring", "--version"], base_env)
+    assert p.returncode == 0 and p.stdout.startswith(b"credhelper-keyring ")
+    p = run(["credhelper", "--help"], base_env)
+    assert p.returncode == 0 and b"doctor" in p.stdout
+
+
+def test_debug_log_goes_to_stderr_without_the_secret(counting_env):
+    p = run(["counting", "--debug"], counting_env)
+    assert p.stdout == f"{CANARY}\n".encode()
+    assert "debug: fetching from the counting test backend" in p.stderr
+    p = run(["counting", "--debug"], counting_env)
+    assert "debug: cache hit" in p.stderr
+
+
+def test_log_file_is_private_and_secret_free(counting_env, tmp_path):
+    log = tmp_path / "helper.log"
+    counting_env["CREDHELPER_DEFAULTS_LOG_FILE"] = str(log)
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "bug"
+    run("counting", counting_env)
+    text = log.read_text()
+    assert "internal error" in text and CANARY not in text
+    assert (log.stat().st_mode & 0o777) == 0o600
+
+
+# ---------------------------------------------------------------- contexts
+
+
+@pytest.mark.parametrize("context", ["mid-session-refresh", "scheduled-task", "setup-test",
+                                     "background", "some-future-context"])
+def test_non_interactive_contexts_exit_3_at_once(counting_env, context):
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
+    counting_env["CLAUDE_HELPER_CONTEXT"] = context
+    assert_failure(run("counting", counting_env), 3, f"({context} context)")
+
+
+def test_interactive_context_may_sign_in(counting_env):
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
+    counting_env["CLAUDE_HELPER_CONTEXT"] = "interactive"
+    p = run("counting", counting_env)
+    assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode()
+    assert fetches(counting_env)[0].endswith(" interactive True")
+
+
+def test_legacy_manual_run_means_setup_test(counting_env):
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
+    counting_env["CLAUDE_HELPER_MANUAL_RUN"] = "1"
+    assert_failure(run("counting", counting_env), 3, "(setup-test context)")
+
+
+def test_no_variable_and_no_terminal_is_not_interactive(counting_env):
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
+    assert_failure(run("counting", counting_env), 3, "(no terminal context)")
+
+
+def test_no_variable_with_a_terminal_is_interactive(counting_env):
+    """stderr on a real pseudo-terminal: the run may ask; stdout stays a clean pipe."""
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
+    primary, secondary = pty.openpty()
+    try:
+        p = subprocess.run([sys.executable, COUNTING], env=counting_env, stdout=subprocess.PIPE,
+                           stderr=secondary, stdin=subprocess.DEVNULL, timeout=60)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert p.returncode == 0
+    assert p.stdout == f"{CANARY}\n".encode()
+    assert fetches(counting_env)[0].endswith(" terminal True")

@@ -1,0 +1,117 @@
+"""credhelper-keyring against a real GNOME Keyring on a private D-Bus session."""
+
+import base64
+import json
+import os
+import time
+
+from conftest import CANARY, assert_failure, run
+
+
+def jwt(ttl: int, secret_tail: str = "signature") -> str:
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    return f"{enc({'alg': 'RS256', 'typ': 'JWT'})}.{enc({'sub': 'alice', 'exp': int(time.time()) + ttl})}.{secret_tail}"
+
+
+def store(env, secret):
+    p = run(["credhelper-keyring", "store"], env, input=secret + "\n")
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_store_reads_stdin_and_never_echoes(keyring_env):
+    p = store(keyring_env, CANARY)
+    assert p.stdout == b"" and "stored in keyring" in p.stderr
+    p = run("credhelper-keyring", keyring_env)
+    assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode()
+
+
+def test_store_refuses_the_secret_on_the_command_line(keyring_env):
+    p = run(["credhelper-keyring", "store", CANARY], keyring_env, input="")
+    assert_failure(p, 2, "shell history")  # and run() checks the canary is not echoed
+
+
+def test_store_refuses_empty_and_multiline_secrets(keyring_env):
+    assert_failure(run(["credhelper-keyring", "store"], keyring_env, input="\n"), 2, "empty secret")
+    assert_failure(run(["credhelper-keyring", "store"], keyring_env, input="a\nb\n"), 2, "one line")
+
+
+def test_missing_entry_exits_5_with_the_store_hint(keyring_env):
+    assert_failure(run("credhelper-keyring", keyring_env), 5, "nothing stored", "credhelper-keyring store")
+
+
+def test_no_usable_keyring_exits_4(base_env):
+    # No D-Bus session: the keyring library falls back to its "fail" backend.
+    assert_failure(run("credhelper-keyring", base_env), 4, "no usable OS keyring", "hint:")
+
+
+def test_jwt_expiry_is_used_and_cached(keyring_env):
+    token = jwt(3600, CANARY)
+    store(keyring_env, token)
+    assert run("credhelper-keyring", keyring_env).stdout == f"{token}\n".encode()
+    p = run(["credhelper-keyring", "--debug"], keyring_env)
+    assert p.stdout == f"{token}\n".encode() and "cache hit" in p.stderr
+    status = run(["credhelper-keyring", "status", "--json"], keyring_env)
+    [entry] = json.loads(status.stdout)
+    assert entry["jwt_claims"]["sub"] == "alice" and 3500 < entry["expires_in_seconds"] <= 3600
+    assert CANARY.encode() not in status.stdout  # the signature part is never shown
+    shown = run(["credhelper-keyring", "status", "--show-secret"], keyring_env)
+    assert token.encode() in shown.stdout
+
+
+def test_an_expired_jwt_is_refused(keyring_env):
+    store(keyring_env, jwt(-60))
+    assert_failure(run("credhelper-keyring", keyring_env), 5, "expired")
+
+
+def test_opaque_secret_without_max_age_is_read_every_time(keyring_env):
+    store(keyring_env, CANARY)
+    assert run("credhelper-keyring", keyring_env).returncode == 0
+    assert not [n for n in os.listdir(keyring_env["CREDHELPER_CACHE_DIR"]) if n.endswith(".v1.json")]
+
+
+def test_store_replaces_a_cached_copy(keyring_env):
+    keyring_env["CREDHELPER_KEYRING_MAX_AGE"] = "1h"
+    store(keyring_env, CANARY + "-old")
+    assert run("credhelper-keyring", keyring_env).stdout == f"{CANARY}-old\n".encode()
+    store(keyring_env, CANARY + "-new")
+    assert run("credhelper-keyring", keyring_env).stdout == f"{CANARY}-new\n".encode()
+
+
+def test_delete_removes_secret_and_cached_copy(keyring_env):
+    keyring_env["CREDHELPER_KEYRING_MAX_AGE"] = "1h"
+    store(keyring_env, CANARY)
+    assert run("credhelper-keyring", keyring_env).returncode == 0
+    p = run(["credhelper-keyring", "delete"], keyring_env)
+    assert p.returncode == 0 and p.stdout == b""
+    assert_failure(run("credhelper-keyring", keyring_env), 5, "nothing stored")
+    assert_failure(run(["credhelper-keyring", "delete"], keyring_env), 5, "nothing stored")
+
+
+def test_cache_in_the_keyring(keyring_env):
+    keyring_env["CREDHELPER_DEFAULTS_CACHE"] = "keyring"
+    token = jwt(3600)
+    store(keyring_env, token)
+    assert run("credhelper-keyring", keyring_env).stdout == f"{token}\n".encode()
+    p = run(["credhelper-keyring", "--debug"], keyring_env)
+    assert p.stdout == f"{token}\n".encode() and "cache hit" in p.stderr
+    assert not [n for n in os.listdir(keyring_env["CREDHELPER_CACHE_DIR"]) if n.endswith(".v1.json")]
+
+
+def test_umbrella_get_status_cache_and_doctor(keyring_env):
+    token = jwt(1800)
+    store(keyring_env, token)
+    p = run(["credhelper", "get", "--provider", "keyring"], keyring_env)
+    assert p.stdout == f"{token}\n".encode()
+    listing = run(["credhelper", "cache", "list"], keyring_env)
+    assert b"keyring" in listing.stdout and token.encode() not in listing.stdout
+    doctor = run(["credhelper", "doctor", "--provider", "keyring"], keyring_env)
+    assert doctor.returncode == 0, doctor.stdout
+    text = doctor.stdout.decode()
+    assert "stored secret: present" in text and "inferenceCredentialHelper" in text
+    assert "shorter than the app's default TTL" in text  # a 30-minute JWT vs a 1-hour TTL
+    assert token not in text
+    report = json.loads(run(["credhelper", "doctor", "--json", "-p", "keyring"], keyring_env).stdout)
+    assert {s["title"] for s in report["sections"]} >= {"context", "cache", "provider keyring"}
+    cleared = run(["credhelper", "cache", "clear"], keyring_env)
+    assert cleared.returncode == 0 and "removed 1 cached credential" in cleared.stderr
