@@ -133,12 +133,15 @@ def backend_commands(provider: str) -> list:
 
 
 def backend_main(provider: str, argv, env=None, stdout=None, stderr=None, clock=time.time) -> int:
-    prog = f"credhelper-{provider}"
-    debug = "--debug" in argv
-    app = App(prog, env, stdout, stderr, clock, debug)
+    app = App(f"credhelper-{provider}", env, stdout, stderr, clock, "--debug" in argv)
+    return _invoke(lambda: _backend_group(provider, app), app, argv)
 
-    @click.group(prog, invoke_without_command=True,
-                 help=f"Print a gateway credential from {registry.load(provider).summary}.\n\n"
+
+def _backend_group(provider: str, app: App):
+    cls = registry.load(provider)
+
+    @click.group(app.prog, invoke_without_command=True,
+                 help=f"Print a gateway credential from {cls.summary}.\n\n"
                  "With no command, print the credential on stdout and exit.")
     @_version_option(provider)
     @_debug_option
@@ -147,9 +150,9 @@ def backend_main(provider: str, argv, env=None, stdout=None, stderr=None, clock=
         if ctx.invoked_subcommand is None:
             ctx.exit(app.get(provider))
 
-    for command in backend_commands(provider) + registry.load(provider)(None).cli_commands():
+    for command in backend_commands(provider) + cls(None).cli_commands():
         group.add_command(command)
-    return _invoke(group, app, argv)
+    return group
 
 
 # ---------------------------------------------------------------- the umbrella CLI
@@ -157,7 +160,7 @@ def backend_main(provider: str, argv, env=None, stdout=None, stderr=None, clock=
 
 def umbrella_main(argv, env=None, stdout=None, stderr=None, clock=time.time) -> int:
     app = App("credhelper", env, stdout, stderr, clock, "--debug" in argv)
-    return _invoke(umbrella, app, argv)
+    return _invoke(lambda: umbrella, app, argv)
 
 
 @click.group("credhelper", help="Gateway credentials for Claude apps: diagnose, inspect, export.")
@@ -228,11 +231,12 @@ def doctor(app: App, provider: tuple[str, ...], as_json: bool):
 # ---------------------------------------------------------------- running click
 
 
-def _invoke(group, app: App, argv) -> int:
+def _invoke(make_group, app: App, argv) -> int:
     argv = [a for a in argv if a != "--debug"]
     code = [errors.OK]
 
     def action():
+        group = make_group()
         saved = sys.stdout
         sys.stdout = app.stdout  # click writes --help to sys.stdout
         try:

@@ -139,7 +139,7 @@ def _commands() -> list:
     import click
 
     @click.command("store")
-    @click.argument("refused", nargs=-1, metavar="", hidden=True)
+    @click.argument("refused", nargs=-1, metavar="")
     @click.pass_obj
     def store(app, refused):
         """Store the gateway secret: typed at a no-echo prompt, or piped on stdin."""

@@ -1,0 +1,537 @@
+"""credhelper-aws: a gateway credential from the caller's AWS identity.
+
+Credentials come from the standard AWS chain (environment, ``~/.aws/config`` and
+``credentials``, SSO, ``credential_process``, container and instance roles), narrowed by
+``profile`` and then, optionally, one more ``role_arn`` hop. Three modes:
+
+- ``presigned-identity``: a presigned STS GetCallerIdentity request whose signature covers
+  the ``audience`` (format and checks in ``aws_verify``); the gateway replays it to STS.
+- ``web-identity-token``: STS GetWebIdentityToken, a JWT signed by AWS for ``audience``.
+- ``secretsmanager``: a Secrets Manager secret (or one ``field`` of a JSON secret).
+
+botocore is imported inside methods only: a cache hit never loads it. Every AWS call is
+bounded by the run's deadline (timeouts from ``request.remaining()``, our own retries).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
+from credhelper.provider import Credential, Provider, Setting
+from credhelper.providers import aws_verify
+
+MODES = ("presigned-identity", "web-identity-token", "secretsmanager")
+DEFAULT_REGION = "us-east-1"  # signing needs a region; STS answers in every one
+
+# botocore error codes, by what they mean for the contract.
+_REFUSED = {
+    "AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+    "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
+    "InvalidAccessKeyId", "RegionDisabledException", "ResourceNotFoundException",
+    "DecryptionFailure", "InvalidRequestException", "OutboundWebIdentityFederationDisabled",
+    "OutboundWebIdentityFederationDisabledException", "IDPRejectedClaim",
+}
+_INVALID = {"ValidationError", "InvalidParameterException", "InvalidParameterValue",
+            "MalformedPolicyDocument", "PackedPolicyTooLarge"}
+_THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded",
+              "TooManyRequestsException", "SlowDown", "RequestThrottled"}
+
+
+class AwsProvider(Provider):
+    name = "aws"
+    summary = "your AWS identity (STS, Secrets Manager)"
+    library = "boto3"
+    settings = (
+        Setting("profile", env=("AWS_PROFILE",), help="AWS profile (~/.aws/config); default: the chain's"),
+        Setting("region", env=("AWS_REGION", "AWS_DEFAULT_REGION"),
+                help=f"AWS region; default: the profile's, else {DEFAULT_REGION}"),
+        Setting("mode", "choice", "presigned-identity", choices=MODES,
+                help="what to print: " + " | ".join(MODES)),
+        Setting("role_arn", help="assume this role after the profile's credentials"),
+        Setting("role_session_name", help="session name for role_arn; default credhelper-<user>"),
+        Setting("external_id", secret=True, help="external id for role_arn"),
+        Setting("role_duration", "duration", 3600.0, help="session length for role_arn (15m..12h)"),
+        Setting("audience", "list",
+                help="who the token is for (the gateway); presigned-identity takes one"),
+        Setting("presign_lifetime", "duration", 900.0,
+                help="presigned-identity: token lifetime (1m..15m; STS honours 15m at most)"),
+        Setting("token_duration", "duration", 3600.0,
+                help="web-identity-token: JWT lifetime (1m..1h)"),
+        Setting("signing_algorithm", "choice", "RS256", choices=("RS256", "ES384"),
+                help="web-identity-token: JWT signing algorithm"),
+        Setting("secret_id", help="secretsmanager: secret name or ARN"),
+        Setting("field", help="secretsmanager: key of a JSON secret to print"),
+        Setting("version_stage", default="AWSCURRENT", help="secretsmanager: version stage"),
+        Setting("endpoint_url", "url", env=("AWS_ENDPOINT_URL",),
+                help="send every AWS call here (VPC endpoint, proxy, test server)"),
+        Setting("verify", "bool", True,
+                help="presigned-identity: check the credentials with STS before printing"),
+    )
+
+    # ------------------------------------------------------------ describing
+
+    def describe(self) -> str:
+        c = self.config
+        where = f"profile {c.get('profile')!r}" if c.get("profile") else "the default AWS chain"
+        if c.get("role_arn"):
+            where += f" -> {c['role_arn']}"
+        what = {"secretsmanager": f"secret {c.get('secret_id')!r}"}.get(c["mode"], c["mode"])
+        return f"AWS {what} via {where}"
+
+    # ------------------------------------------------------------ the run
+
+    def fetch(self, request) -> Credential:
+        mode = self.config["mode"]
+        self._check_settings(mode)
+        aws = _Aws(self.config, request)
+        keys = aws.credentials()
+        details = {"source": self.describe(), "mode": mode, "region": aws.region,
+                   "credentials": keys.method}
+        if mode == "presigned-identity":
+            identity = aws.caller_identity(keys) if self.config["verify"] else None
+            token, expires_at = aws.presign(keys, self.config["audience"][0],
+                                            int(self.config["presign_lifetime"]))
+        elif mode == "web-identity-token":
+            identity = None
+            token, expires_at = aws.web_identity_token(keys)
+        else:
+            identity = None
+            token, expires_at = aws.secret(keys)
+        request.log.secret(token)
+        if identity:
+            details.update(caller=identity["Arn"], account=identity["Account"])
+        if keys.expires_at:
+            details["credentials_expire"] = _iso(keys.expires_at)
+        return Credential(token=token, expires_at=expires_at, details=details)
+
+    def _check_settings(self, mode: str) -> None:
+        c = self.config
+        if mode in ("presigned-identity", "web-identity-token"):
+            c.require("audience")
+        if mode == "presigned-identity" and len(c["audience"]) != 1:
+            raise ConfigError(f"{c.source('audience')}: presigned-identity takes exactly one audience")
+        if mode == "secretsmanager":
+            c.require("secret_id")
+        _bounded(c, "presign_lifetime", 60, aws_verify.MAX_LIFETIME)
+        _bounded(c, "token_duration", 60, 3600)
+        _bounded(c, "role_duration", 900, 43200)
+        name = c.get("role_session_name")
+        if name is not None and not re.fullmatch(r"[\w+=,.@-]{2,64}", name):
+            raise ConfigError(f"{c.source('role_session_name')}: 2 to 64 characters of "
+                              "letters, digits and +=,.@_- expected")
+
+    # ------------------------------------------------------------ status and doctor
+
+    def status(self, request) -> dict:
+        aws = _Aws(self.config, request)
+        keys = aws.credentials()
+        identity = aws.caller_identity(keys)
+        facts = {"mode": self.config["mode"], "caller": identity["Arn"],
+                 "account": identity["Account"], "credentials": keys.method}
+        if keys.expires_at:
+            facts["credentials_expire"] = _iso(keys.expires_at)
+        return facts
+
+    def diagnose(self, request) -> list:
+        checks = []
+        try:
+            import botocore
+
+            checks.append(("ok", "botocore", botocore.__version__))
+        except ImportError:
+            return [("fail", "botocore", "not installed: install credhelper[aws]")]
+        try:
+            self._check_settings(self.config["mode"])
+            aws = _Aws(self.config, request)
+            checks.append(("ok", "region", aws.region))
+            checks.append(("ok", "endpoint", aws.endpoint_url or "AWS default"))
+            keys = aws.credentials()
+            checks.append(("ok", "credentials", f"{keys.method}, access key {keys.access_key[:4]}..."
+                           + (f", expire {_iso(keys.expires_at)}" if keys.expires_at else "")))
+            identity, skew = aws.caller_identity(keys, with_skew=True)
+            checks.append(("ok", "caller", identity["Arn"]))
+            if skew is not None:
+                checks.append(("warn" if abs(skew) > 60 else "ok", "clock skew",
+                               f"{skew:+.0f}s against STS" + (
+                                   ": signed tokens may be refused; fix the clock" if abs(skew) > 60 else "")))
+            if self.config["mode"] == "secretsmanager":
+                meta = aws.call(keys, "secretsmanager", "describe_secret",
+                                SecretId=self.config["secret_id"])
+                rotation = "rotation on" if meta.get("RotationEnabled") else "no rotation"
+                checks.append(("ok", "secret", f"{meta.get('Name')} ({rotation})"))
+        except (ConfigError, AccessDenied, BackendUnavailable, LoginRequired) as exc:
+            checks.append(("fail", "AWS", exc.message + (f" ({exc.hint})" if exc.hint else "")))
+            return checks
+        if self.config["mode"] == "presigned-identity":
+            life = int(self.config["presign_lifetime"] - self.config["min_validity"])
+            checks.append(("warn", "app TTL",
+                           f"tokens live {int(self.config['presign_lifetime'])}s: set "
+                           f"inferenceCredentialHelperTtlSec to at most {max(60, life)}"))
+        return checks
+
+
+def _bounded(config, name: str, low: float, high: float) -> None:
+    value = config[name]
+    if not low <= value <= high:
+        raise ConfigError(f"{config.source(name)}: must be between {int(low)}s and {int(high)}s")
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _default_session_name() -> str:
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in a bare container
+        user = "unknown"
+    return ("credhelper-" + re.sub(r"[^\w+=,.@-]", "-", user))[:64]
+
+
+class _Keys:
+    """Resolved AWS credentials. Never logged: only the access key id is shown anywhere."""
+
+    __slots__ = ("access_key", "secret_key", "token", "expires_at", "method")
+
+    def __init__(self, access_key, secret_key, token, expires_at, method):
+        self.access_key, self.secret_key, self.token = access_key, secret_key, token
+        self.expires_at, self.method = expires_at, method
+
+    def client_args(self) -> dict:
+        return {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key,
+                "aws_session_token": self.token}
+
+
+class _Aws:
+    """One run's botocore session, clients and calls, all bounded by the deadline."""
+
+    def __init__(self, config, request):
+        import logging
+
+        import botocore.session
+
+        # botocore's own debug log prints request headers and bodies (signatures, session
+        # tokens); keep every library logger away from stderr.
+        for name in ("botocore", "boto3", "urllib3"):
+            logger = logging.getLogger(name)
+            logger.addHandler(logging.NullHandler())
+            logger.propagate = False
+        self.config, self.request, self.log = config, request, request.log
+        self.profile = config.get("profile")
+        self.session = botocore.session.Session(profile=self.profile)
+        try:
+            region = config.get("region") or self.session.get_config_variable("region")
+        except Exception as exc:
+            raise self.translate(exc, "reading the AWS configuration") from None
+        self.region = region or DEFAULT_REGION
+        self.endpoint_url = config.get("endpoint_url")
+        self.clients: dict = {}
+
+    # -------------------------------------------------------- clients and calls
+
+    def client_config(self):
+        from botocore.config import Config
+
+        left = self.request.remaining()
+        # Our loop retries (see call), so botocore's own retries are off: its back-off
+        # knows nothing of the deadline.
+        return Config(connect_timeout=max(0.1, min(left, 10.0)), read_timeout=max(0.1, left),
+                      retries={"total_max_attempts": 1}, user_agent_extra="credhelper")
+
+    def client(self, service: str, keys: _Keys):
+        if service not in self.clients:
+            self.clients[service] = self.session.create_client(
+                service, region_name=self.region, endpoint_url=self.endpoint_url,
+                config=self.client_config(), **keys.client_args())
+        return self.clients[service]
+
+    def call(self, keys: _Keys, service: str, operation: str, **params):
+        """One AWS call; throttling and 5xx are retried until the deadline, connection
+        failures twice. Returns the parsed response or raises a contract error."""
+        delay, connection_failures = 0.25, 0
+        what = f"{service} {_camel(operation)}"
+        while True:
+            try:
+                return getattr(self.client(service, keys), operation)(**params)
+            except Exception as exc:
+                error = self.translate(exc, what)
+                retry = _throttled_or_5xx(exc) or (
+                    _connection_failure(exc) and connection_failures < 2)
+                connection_failures += _connection_failure(exc)
+                left = self.request.deadline - time.monotonic()
+                if not retry or left < delay + 0.5:
+                    if retry:
+                        error = BackendUnavailable(f"{error.message}; gave up at the deadline",
+                                                   hint=error.hint)
+                    raise error from None
+                self.log.debug(f"{what}: {error.message}; retrying in {delay:.2f}s")
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                self.clients.pop(service, None)  # a new client gets the shorter timeouts
+
+    # -------------------------------------------------------- credentials
+
+    def credentials(self) -> _Keys:
+        """The chain's credentials, then the role_arn hop when one is configured."""
+        try:
+            # Clients botocore makes for itself (AssumeRole in a profile, SSO) are bounded too.
+            self.session.set_default_client_config(self.client_config())
+            creds = self.session.get_credentials()
+            if creds is None:
+                raise AccessDenied(
+                    "no AWS credentials found"
+                    + (f" for profile {self.profile!r}" if self.profile else " in the AWS chain"),
+                    hint="configure a profile (aws configure, aws configure sso) and set "
+                    "[aws] profile or AWS_PROFILE",
+                )
+            frozen = creds.get_frozen_credentials()
+        except AccessDenied:
+            raise
+        except Exception as exc:
+            raise self.translate(exc, "resolving AWS credentials") from None
+        expiry = getattr(creds, "_expiry_time", None)  # set on refreshable credentials
+        keys = _Keys(frozen.access_key, frozen.secret_key, frozen.token,
+                     expiry.timestamp() if expiry is not None else None,
+                     getattr(creds, "method", None) or "unknown")
+        self._register(keys)
+        self.log.debug(f"AWS credentials from {keys.method} (access key {keys.access_key[:4]}...)")
+        if self.config.get("role_arn"):
+            keys = self.assume_role(keys)
+        return keys
+
+    def _register(self, keys: _Keys) -> None:
+        self.log.secret(keys.secret_key)
+        self.log.secret(keys.token)
+
+    def assume_role(self, keys: _Keys) -> _Keys:
+        c = self.config
+        params = {"RoleArn": c["role_arn"],
+                  "RoleSessionName": c.get("role_session_name") or _default_session_name(),
+                  "DurationSeconds": int(c["role_duration"])}
+        if c.get("external_id"):
+            params["ExternalId"] = c["external_id"]
+        self.log.debug(f"assuming {c['role_arn']} as {params['RoleSessionName']}")
+        answer = self.call(keys, "sts", "assume_role", **params)["Credentials"]
+        assumed = _Keys(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"],
+                        answer["Expiration"].timestamp(), f"{keys.method} -> assume-role")
+        self._register(assumed)
+        self.clients.clear()  # later clients must use the role's credentials
+        return assumed
+
+    def caller_identity(self, keys: _Keys, with_skew: bool = False):
+        answer = self.call(keys, "sts", "get_caller_identity")
+        self.log.debug(f"caller {answer.get('Arn')}")
+        if not with_skew:
+            return answer
+        skew = None
+        date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if date:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                skew = time.time() - parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError):
+                pass
+        return answer, skew
+
+    # -------------------------------------------------------- the three modes
+
+    def presign(self, keys: _Keys, audience: str, lifetime: int) -> tuple[str, float]:
+        """A presigned GetCallerIdentity URL whose signature covers the audience header
+        (the ``aws eks get-token`` technique), wrapped as an ``aws_verify`` token."""
+        sts = self.client("sts", keys)
+        header = aws_verify.AUDIENCE_HEADER
+
+        def add_audience(request, **_):
+            request.headers[header] = audience
+
+        signed_at = time.time()
+        sts.meta.events.register("before-sign.sts.GetCallerIdentity", add_audience)
+        try:
+            url = sts.generate_presigned_url("get_caller_identity", Params={},
+                                             ExpiresIn=lifetime, HttpMethod="GET")
+        except Exception as exc:
+            raise self.translate(exc, "signing the identity token") from None
+        finally:
+            sts.meta.events.unregister("before-sign.sts.GetCallerIdentity", add_audience)
+        expires_at = signed_at + lifetime
+        if keys.expires_at is not None:
+            # STS refuses the token once the signing credentials have expired.
+            expires_at = min(expires_at, keys.expires_at)
+        return aws_verify.encode(audience, url), expires_at
+
+    def web_identity_token(self, keys: _Keys) -> tuple[str, float]:
+        c = self.config
+        answer = self.call(keys, "sts", "get_web_identity_token", Audience=list(c["audience"]),
+                           SigningAlgorithm=c["signing_algorithm"],
+                           DurationSeconds=int(c["token_duration"]))
+        token = answer.get("WebIdentityToken")
+        if not token or answer.get("Expiration") is None:
+            raise AccessDenied("STS GetWebIdentityToken answered without a token or expiration")
+        self.log.secret(token)
+        return token, answer["Expiration"].timestamp()
+
+    def secret(self, keys: _Keys) -> tuple[str, float | None]:
+        c = self.config
+        secret_id = c["secret_id"]
+        answer = self.call(keys, "secretsmanager", "get_secret_value", SecretId=secret_id,
+                           VersionStage=c["version_stage"])
+        value = answer.get("SecretString")
+        if value is None and answer.get("SecretBinary") is not None:
+            try:
+                value = bytes(answer["SecretBinary"]).decode("utf-8")
+            except UnicodeDecodeError:
+                raise AccessDenied(f"secret {secret_id!r} is binary, not text") from None
+        if value is None:
+            raise AccessDenied(f"secret {secret_id!r} has no value in stage {c['version_stage']}")
+        self.log.secret(value)
+        if c.get("field"):
+            value = _field(value, c["field"], secret_id)
+            self.log.secret(value)
+        return value.strip(), self._rotation_expiry(keys, secret_id)
+
+    def _rotation_expiry(self, keys: _Keys, secret_id: str) -> float | None:
+        """Next scheduled rotation, capped by max_age; None lets the core apply max_age."""
+        try:
+            meta = self.call(keys, "secretsmanager", "describe_secret", SecretId=secret_id)
+        except (AccessDenied, BackendUnavailable) as exc:
+            # DescribeSecret is a separate permission; without it max_age still applies.
+            self.log.debug(f"no rotation schedule: {exc.message}")
+            return None
+        if not meta.get("RotationEnabled"):
+            return None
+        now = time.time()
+        when = meta.get("NextRotationDate")
+        when = when.timestamp() if when is not None else None
+        days = (meta.get("RotationRules") or {}).get("AutomaticallyAfterDays")
+        if when is None and days and meta.get("LastRotatedDate") is not None:
+            when = meta["LastRotatedDate"].timestamp() + days * 86400
+        if when is None or when <= now:
+            self.log.debug("rotation is on but its next date is unknown or past: using max_age")
+            return None
+        max_age = self.config.get("max_age")
+        return min(when, now + max_age) if max_age else when
+
+    # -------------------------------------------------------- errors
+
+    def translate(self, exc: Exception, what: str):
+        """A botocore exception as a contract error (exit 2, 3, 4 or 5)."""
+        from botocore import exceptions as bx
+
+        name = exc.__class__.__name__
+        profile = self.profile or "default"
+        if isinstance(exc, (ConfigError, AccessDenied, BackendUnavailable, LoginRequired)):
+            return exc
+        sso_errors = tuple(getattr(bx, n) for n in (
+            "UnauthorizedSSOTokenError", "SSOTokenLoadError", "TokenRetrievalError",
+            "SSOError") if hasattr(bx, n))
+        if isinstance(exc, sso_errors):
+            return LoginRequired(
+                f"the AWS SSO session for profile {profile!r} has expired or is missing"
+                + ("" if self.request.interactive else
+                   f", and this run may not ask ({self.request.context} context)"),
+                hint=f"run: aws sso login --profile {profile}",
+            )
+        if isinstance(exc, bx.ProfileNotFound):
+            return ConfigError(f"AWS profile {profile!r} is not in ~/.aws/config or credentials",
+                               hint="check [aws] profile / AWS_PROFILE (aws configure list-profiles)")
+        if isinstance(exc, bx.NoCredentialsError):
+            return AccessDenied("no AWS credentials found",
+                                hint="configure a profile (aws configure, aws configure sso) and "
+                                "set [aws] profile or AWS_PROFILE")
+        if isinstance(exc, bx.NoRegionError):
+            return ConfigError("no AWS region configured", hint="set [aws] region or AWS_REGION")
+        if isinstance(exc, bx.ParamValidationError):
+            return ConfigError(f"{what}: invalid request: {_one_line(exc)}")
+        if isinstance(exc, bx.ClientError):
+            err = exc.response.get("Error", {})
+            code = err.get("Code") or "Unknown"
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            message = f"{what} failed: {code}: {_one_line(err.get('Message') or '')}".rstrip(": ")
+            if code in _THROTTLED or status == 429:
+                return BackendUnavailable(message, hint="AWS is throttling; try again later")
+            if code in ("ExpiredToken", "ExpiredTokenException"):
+                return AccessDenied(message, hint=self._renew_hint())
+            if code in _REFUSED or status in (401, 403, 404):
+                return AccessDenied(message, hint=self._refused_hint(code))
+            if code in _INVALID or status == 400:
+                return ConfigError(message, hint="check the [aws] settings (credhelper doctor)")
+            if status >= 500:
+                return BackendUnavailable(message)
+            return AccessDenied(message)
+        if isinstance(exc, bx.CredentialRetrievalError):  # credential_process, containers
+            return AccessDenied(f"the AWS credential source failed: {_one_line(exc)}",
+                                hint=f"check profile {profile!r} in ~/.aws/config")
+        if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
+            return BackendUnavailable(f"{what}: no answer from AWS in time ({name})",
+                                      hint="check the network or raise [aws] timeout")
+        if isinstance(exc, bx.SSLError):
+            return BackendUnavailable(f"{what}: TLS failed: {_one_line(exc)}",
+                                      hint="check AWS_CA_BUNDLE and any proxy")
+        if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError,
+                            bx.ProxyConnectionError, bx.HTTPClientError)):
+            return BackendUnavailable(f"{what}: cannot reach AWS: {_one_line(exc)}",
+                                      hint="check the network, proxies and [aws] endpoint_url")
+        if isinstance(exc, (bx.InvalidConfigError, bx.PartialCredentialsError,
+                            bx.InvalidRegionError, bx.UnknownCredentialError)):
+            return ConfigError(f"invalid AWS configuration: {_one_line(exc)}")
+        if isinstance(exc, bx.BotoCoreError):
+            return BackendUnavailable(f"{what}: {name}: {_one_line(exc)}")
+        return exc
+
+    def _renew_hint(self) -> str:
+        if self.profile:
+            return f"renew the credentials of profile {self.profile!r} (aws sso login --profile {self.profile}, or new keys)"
+        return "the session token in the environment has expired: get new credentials"
+
+    def _refused_hint(self, code: str) -> str:
+        if code == "ResourceNotFoundException":
+            return "check [aws] secret_id and version_stage"
+        return "check the IAM policy of the caller (credhelper status shows who that is)"
+
+
+def _field(value: str, field: str, secret_id: str) -> str:
+    import json
+
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise AccessDenied(f"secret {secret_id!r} is not a JSON object, so it has no field {field!r}",
+                           hint="remove [aws] field to print the whole secret")
+    if field not in doc:
+        keys = ", ".join(sorted(str(k) for k in doc)[:20])
+        raise AccessDenied(f"secret {secret_id!r} has no field {field!r}", hint=f"its fields: {keys}")
+    chosen = doc[field]
+    if isinstance(chosen, bool) or not isinstance(chosen, (str, int, float)):
+        raise AccessDenied(f"field {field!r} of secret {secret_id!r} is not a string")
+    return str(chosen)
+
+
+def _one_line(exc) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _camel(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def _throttled_or_5xx(exc) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = response.get("Error", {}).get("Code")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return code in _THROTTLED or status == 429 or status >= 500
+
+
+def _connection_failure(exc) -> bool:
+    from botocore import exceptions as bx
+
+    return isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError))
