@@ -1,0 +1,95 @@
+"""Fixtures for the AWS backend: one real moto server per session, a recording proxy in
+front of it, and per-test environments with canary credentials.
+
+The moto server is real (``moto_server`` on loopback). The helper talks to it through
+``StsProxy``, which forwards to moto and records each AWS action; only STS
+``GetWebIdentityToken``, which moto does not implement, is answered by the proxy itself.
+If moto cannot start, the session fails: these tests never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from motoserver import MotoServer, StsProxy  # noqa: E402
+
+ACCOUNT = "123456789012"
+AUDIENCE = "https://gateway.test.example"
+# Canaries: credentials that must never show up anywhere but inside the printed token.
+SECRET_CANARY = "canary-AWS-SECRET-9b2e71"
+SESSION_CANARY = "canary-AWS-SESSION-TOKEN-4c8d02"
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    try:
+        server = MotoServer(log).start()
+    except Exception as exc:  # CI must install moto[server]; a skip would hide that
+        pytest.fail(f"cannot start the moto server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sts_proxy(moto):
+    proxy = StsProxy(moto.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def admin(moto):
+    """boto3 clients straight to moto, for setting up users, roles and secrets."""
+    import boto3
+
+    def client(service):
+        return boto3.client(service, endpoint_url=moto.url, region_name="us-east-1",
+                            aws_access_key_id="AKIAADMINSETUP000000",
+                            aws_secret_access_key="admin-setup-secret")
+
+    return client
+
+
+@pytest.fixture
+def aws_env(base_env, moto, sts_proxy):
+    """A helper environment: static canary keys, the proxy as endpoint, no IMDS."""
+    moto.require_auth(False)
+    moto.reset()
+    sts_proxy.clear()
+    sts_proxy.fail = None
+    env = dict(base_env)
+    env.update({
+        "AWS_ACCESS_KEY_ID": "AKIA" + uuid.uuid4().hex[:16].upper(),
+        "AWS_SECRET_ACCESS_KEY": SECRET_CANARY,
+        "AWS_SESSION_TOKEN": SESSION_CANARY,
+        # A developer's or CI's own AWS setup must not leak in, nor IMDS be probed.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.path.join(env["HOME"], ".aws", "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": os.path.join(env["HOME"], ".aws", "credentials"),
+        "CREDHELPER_AWS_ENDPOINT_URL": sts_proxy.url,
+        "CREDHELPER_AWS_AUDIENCE": AUDIENCE,
+        "CLAUDE_HELPER_CONTEXT": "background",
+    })
+    yield env
+    sts_proxy.fail = None
+    moto.require_auth(False)
+
+
+@pytest.fixture
+def iam_user(admin):
+    """A real moto IAM user with an access key: (arn, access key id, secret)."""
+
+    def make(name: str):
+        iam = admin("iam")
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return f"arn:aws:iam::{ACCOUNT}:user/{name}", key["AccessKeyId"], key["SecretAccessKey"]
+
+    return make
