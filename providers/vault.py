@@ -29,6 +29,7 @@ DEFAULT_STATIC_AGE = 7200.0  # longer than the app's own default TTL (1h)
 TOKEN_MARGIN = 60.0
 RETRY_STATUS = {429, 500, 502, 504}  # 503 is "sealed" or standby: no use waiting for it
 MAX_BACKOFF = 2.0
+MAX_RETRIES = 4  # a server that keeps failing is down for this run: leave time for the cache
 
 
 class VaultProvider(Provider):
@@ -575,7 +576,7 @@ class Vault:
                 attempt += 1
                 delay = min(MAX_BACKOFF, 0.1 * 2 ** attempt)
                 left = self.request.deadline - time.monotonic()
-                if left > delay + 0.5:
+                if attempt <= MAX_RETRIES and left > delay + 0.5:
                     self.log.debug(f"Vault answered {what} with HTTP {status}; retrying in {delay:.1f}s")
                     time.sleep(delay)
                     continue

@@ -1,0 +1,195 @@
+"""credhelper-vault's auth methods against a real OpenBao server.
+
+Real: the OpenBao server and every auth method it serves here (token, approle, userpass,
+jwt with a static key, cert over TLS, kubernetes). Stubbed: the Kubernetes API behind
+kubernetes auth (a TokenReview stub). OpenBao 2.7 ships no LDAP auth plugin, so `auth =
+"ldap"` is exercised against a userpass mount, which speaks the same login API.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from vaultkit import PASSWORD, expect_token, failure, helper_env, no_leak, run
+
+KV2 = {"secret": "secret/gateway", "field": "token"}
+
+
+def test_token_from_vault_token_variable_then_cache_hit(base_env, lab):
+    env = helper_env(base_env, lab.server.address, **KV2)
+    env["VAULT_TOKEN"] = "root"
+    expect_token(run("credhelper-vault", env), lab.values["kv2"], "root")
+    before = lab.server.count_requests("secret/data/gateway")
+    debug = run(["credhelper-vault", "--debug"], env)
+    expect_token(debug, lab.values["kv2"])
+    assert "cache hit" in debug.stderr
+    assert lab.server.count_requests("secret/data/gateway") == before
+
+
+def test_token_from_vault_token_file(base_env, lab):
+    env = helper_env(base_env, lab.server.address, **KV2)
+    with open(os.path.join(env["HOME"], ".vault-token"), "w") as f:
+        f.write("root\n")
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv2"])
+
+
+def test_no_token_at_all_exits_3(base_env, lab):
+    env = helper_env(base_env, lab.server.address, **KV2)
+    failure(run("credhelper-vault", env), 3, "no Vault token", "bao login")
+
+
+def test_token_in_a_config_file_is_refused(base_env, lab, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[vault]\ntoken = "root"\n')
+    env = helper_env(base_env, lab.server.address, **KV2)
+    env["CREDHELPER_CONFIG"] = str(config)
+    failure(run("credhelper-vault", env), 2, "does not belong in a configuration file")
+
+
+def test_revoked_token_exits_5(base_env, lab):
+    token = lab.api("POST", "auth/token/create", policies=["gateway-read"])["auth"]["client_token"]
+    lab.api("POST", "auth/token/revoke", token=token)
+    env = helper_env(base_env, lab.server.address, **KV2)
+    env["VAULT_TOKEN"] = token
+    failure(run("credhelper-vault", env), 5, "permission denied", secrets=(token,))
+
+
+def test_policy_without_access_exits_5(base_env, lab):
+    token = lab.api("POST", "auth/token/create", policies=["default"])["auth"]["client_token"]
+    env = helper_env(base_env, lab.server.address, **KV2)
+    env["VAULT_TOKEN"] = token
+    failure(run("credhelper-vault", env), 5, "permission denied", secrets=(token,))
+
+
+def approle_env(base_env, lab, **extra):
+    settings = dict(KV2, auth="approle", role_id=lab.role_id, secret_id_file=lab.secret_id_file)
+    settings.update(extra)
+    return helper_env(base_env, lab.server.address, **settings)
+
+
+def test_approle_secret_id_from_file_and_login_token_reuse(base_env, lab):
+    env = approle_env(base_env, lab)
+    logins = lab.server.count_requests("auth/approle/login")
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv2"], lab.secret_id)
+    assert lab.server.count_requests("auth/approle/login") == logins + 1
+    # Another secret with the same login settings: the cached login token is reused.
+    other = dict(env, CREDHELPER_VAULT_SECRET="kv1/gateway")
+    proc = run(["credhelper-vault", "--debug"], other)
+    expect_token(proc, lab.values["kv1"], lab.secret_id)
+    assert "using the cached Vault login token" in proc.stderr
+    assert lab.server.count_requests("auth/approle/login") == logins + 1
+
+
+def test_approle_secret_id_from_variable(base_env, lab):
+    env = approle_env(base_env, lab, secret_id_file=None, secret_id_env="GATEWAY_SECRET_ID")
+    env["GATEWAY_SECRET_ID"] = lab.secret_id
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv2"], lab.secret_id)
+
+
+def test_approle_wrong_secret_id_exits_5(base_env, lab):
+    env = approle_env(base_env, lab, secret_id_file=None, secret_id_env="GATEWAY_SECRET_ID")
+    env["GATEWAY_SECRET_ID"] = "00000000-1111-2222-3333-444444444444"
+    failure(run(["credhelper-vault", "--debug"], env), 5, "refused the approle login",
+            secrets=("00000000-1111-2222-3333-444444444444",))
+
+
+def test_revoked_cached_login_token_signs_in_again_once(base_env, lab):
+    env = approle_env(base_env, lab, secret="kv1/gateway")
+    expect_token(run("credhelper-vault", env), lab.values["kv1"], lab.secret_id)
+    status = run(["credhelper-vault", "status", "--json"], env)
+    accessor = [e for e in __import__("json").loads(status.stdout) if e.get("current")][0]["backend"]["accessor"]
+    lab.api("POST", "auth/token/revoke-accessor", accessor=accessor)
+    run(["credhelper", "cache", "clear", "--provider", "vault"], env)  # keeps the login state
+    logins = lab.server.count_requests("auth/approle/login")
+    proc = run(["credhelper-vault", "--debug"], env)
+    expect_token(proc, lab.values["kv1"], lab.secret_id)
+    assert "signing in again" in proc.stderr
+    assert lab.server.count_requests("auth/approle/login") == logins + 1
+
+
+def test_userpass_password_from_variable(base_env, lab):
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice",
+                     password_env="ALICE_PASSWORD", **KV2)
+    env["ALICE_PASSWORD"] = PASSWORD
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv2"])
+
+
+def test_userpass_without_password_non_interactive_exits_3_at_once(base_env, lab):
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice", **KV2)
+    env["CLAUDE_HELPER_CONTEXT"] = "background"
+    started = time.monotonic()
+    proc = run("credhelper-vault", env)
+    failure(proc, 3, "needs a password", "credhelper-vault login")
+    assert time.monotonic() - started < 5
+
+
+def test_userpass_wrong_password_exits_5(base_env, lab):
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice",
+                     password_env="ALICE_PASSWORD", **KV2)
+    env["ALICE_PASSWORD"] = "wrong-" + PASSWORD
+    failure(run("credhelper-vault", env), 5, "invalid username or password",
+            secrets=("wrong-" + PASSWORD,))
+
+
+def test_ldap_method_against_a_userpass_mount(base_env, lab):
+    # Not a real directory: OpenBao 2.7 has no LDAP auth plugin. This proves the ldap
+    # method's request (auth/<mount>/login/<user> with the password) on a real server.
+    env = helper_env(base_env, lab.server.address, auth="ldap", mount="ldap-userpass",
+                     username="bob", password_file=os.path.join(base_env["HOME"], "pw"), **KV2)
+    with open(env["CREDHELPER_VAULT_PASSWORD_FILE"], "w") as f:
+        f.write(PASSWORD)
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv2"])
+
+
+def test_jwt_login_with_static_key(base_env, lab):
+    env = helper_env(base_env, lab.server.address, auth="jwt", role="gateway",
+                     jwt_file=lab.jwt_file, **KV2)
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv2"], lab.jwt)
+
+
+def test_jwt_signed_by_another_key_exits_5(base_env, lab, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from vaultkit import now, sign_jwt
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = sign_jwt(other, {"iss": "https://ci.example", "sub": "x", "aud": "vault",
+                              "exp": now() + 600})
+    (tmp_path / "forged.jwt").write_text(forged)
+    env = helper_env(base_env, lab.server.address, auth="jwt", role="gateway",
+                     jwt_file=str(tmp_path / "forged.jwt"), **KV2)
+    failure(run("credhelper-vault", env), 5, "jwt login", secrets=(forged,))
+
+
+def test_kubernetes_login_against_tokenreview_stub(base_env, lab):
+    # Real: OpenBao's kubernetes auth method. Stub: the cluster's TokenReview API.
+    env = helper_env(base_env, lab.server.address, auth="kubernetes", role="gateway",
+                     jwt_file=lab.k8s_jwt_file, **KV2)
+    reviews = lab.k8s_handler.reviews
+    proc = run(["credhelper-vault", "--debug"], env)
+    expect_token(proc, lab.values["kv2"], lab.k8s_jwt)
+    assert lab.k8s_handler.reviews == reviews + 1
+
+
+def test_cert_auth_over_tls(base_env, lab):
+    env = helper_env(base_env, lab.server.tls_address, auth="cert", role="gateway",
+                     ca_cert=lab.ca_pem, client_cert=lab.client_cert, client_key=lab.client_key,
+                     **KV2)
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv2"])
+
+
+def test_login_and_logout_commands(base_env, lab):
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice",
+                     password_env="ALICE_PASSWORD", **KV2)
+    env["ALICE_PASSWORD"] = PASSWORD
+    proc = run(["credhelper-vault", "login"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b""
+    no_leak(proc)
+    del env["ALICE_PASSWORD"]
+    env["CLAUDE_HELPER_CONTEXT"] = "background"
+    # Signed in: a background run needs no password.
+    expect_token(run("credhelper-vault", env), lab.values["kv2"])
+    proc = run(["credhelper-vault", "logout"], env)
+    assert proc.returncode == 0, proc.stderr
+    failure(run("credhelper-vault", env), 3, "ALICE_PASSWORD is not set")
