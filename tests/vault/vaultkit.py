@@ -30,6 +30,7 @@ _root = _root_conftest()
 CANARY = _root.CANARY
 run = _root.run
 assert_failure = _root.assert_failure
+script = _root.script
 
 # Values that must never be printed anywhere but stdout (where only the token goes).
 PASSWORD = "pw-" + CANARY
