@@ -228,6 +228,8 @@ class _Aws:
         except Exception as exc:
             raise self.translate(exc, "reading the AWS configuration") from None
         self.region = region or DEFAULT_REGION
+        # botocore's own clients (AssumeRole of a profile, SSO) need a region too.
+        self.session.set_config_variable("region", self.region)
         self.endpoint_url = config.get("endpoint_url")
         self.clients: dict = {}
 
@@ -448,10 +450,9 @@ class _Aws:
         if isinstance(exc, bx.ParamValidationError):
             return ConfigError(f"{what}: invalid request: {_one_line(exc)}")
         if isinstance(exc, bx.ClientError):
-            err = exc.response.get("Error", {})
-            code = err.get("Code") or "Unknown"
+            code, text = _error_fields(exc.response)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            message = f"{what} failed: {code}: {_one_line(err.get('Message') or '')}".rstrip(": ")
+            message = f"{what} failed: {code}: {text}".rstrip(": ")
             if code in _THROTTLED or status == 429:
                 return BackendUnavailable(message, hint="AWS is throttling; try again later")
             if code in ("ExpiredToken", "ExpiredTokenException"):
@@ -511,6 +512,21 @@ def _field(value: str, field: str, secret_id: str) -> str:
     if isinstance(chosen, bool) or not isinstance(chosen, (str, int, float)):
         raise AccessDenied(f"field {field!r} of secret {secret_id!r} is not a string")
     return str(chosen)
+
+
+def _error_fields(response: dict) -> tuple[str, str]:
+    """(code, message) of an AWS error. An XML or HTML body where botocore expected JSON
+    (a proxy's error page, a test server) is read for its Code/Message, else summarised."""
+    err = response.get("Error", {})
+    code, text = str(err.get("Code") or "Unknown"), str(err.get("Message") or "")
+    if text.lstrip().startswith("<"):
+        found = {tag: re.search(f"<{tag}>([^<]*)</{tag}>", text) for tag in ("Code", "Message")}
+        if found["Code"]:
+            code = found["Code"].group(1)
+            text = found["Message"].group(1) if found["Message"] else ""
+        else:
+            text = "the answer was a markup page, not an AWS response (a proxy in the way?)"
+    return code, _one_line(text)
 
 
 def _one_line(exc) -> str:

@@ -160,7 +160,8 @@ class StsProxy:
         if action == "GetWebIdentityToken":
             return self._web_identity_token(handler, params)
         conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")}
+        # The original Host header is kept: it is part of the SigV4 signature moto checks.
+        headers = {k: v for k, v in handler.headers.items() if k.lower() != "connection"}
         conn.request(handler.command, handler.path, body=body or None, headers=headers)
         response = conn.getresponse()
         data = response.read()

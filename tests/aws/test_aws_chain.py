@@ -1,0 +1,143 @@
+"""Where the AWS credentials come from: profiles in a temporary ~/.aws, a
+credential_process profile, role chains and SSO. All against the real moto server."""
+
+import sys
+import time
+
+from conftest import assert_failure
+
+from .conftest import ACCOUNT, SECRET_CANARY, SESSION_CANARY
+from .helpers import assert_clean, aws, aws_config, aws_credentials, cache_entries, credhelper_config, token_of, write
+
+
+def caller(env) -> str:
+    (entry,) = [e for e in cache_entries(env) if "caller" in e["details"]][-1:]
+    return entry["details"]["caller"]
+
+
+def without_env_keys(env):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env.pop(name, None)
+
+
+def test_profile_selection_from_aws_config(aws_env, iam_user):
+    alice, alice_key, alice_secret = iam_user("alice")
+    bob, bob_key, bob_secret = iam_user("bob")
+    without_env_keys(aws_env)
+    aws_credentials(aws_env, f"[alice]\naws_access_key_id = {alice_key}\naws_secret_access_key = {alice_secret}\n"
+                             f"[bob]\naws_access_key_id = {bob_key}\naws_secret_access_key = {bob_secret}\n")
+    aws_config(aws_env, "[profile alice]\nregion = eu-west-1\n[profile bob]\nregion = us-west-2\n")
+
+    aws_env["AWS_PROFILE"] = "bob"  # the backend's own variable, as a fallback
+    p = aws(aws_env, "--debug")
+    token_of(p)
+    assert caller(aws_env) == bob
+    assert cache_entries(aws_env)[0]["details"]["region"] == "us-west-2"  # the profile's region
+    assert bob_secret not in p.stderr
+
+    credhelper_config(aws_env, '[aws]\nprofile = "alice"\n')  # a credhelper setting wins
+    token_of(aws(aws_env))
+    assert {e["details"]["caller"] for e in cache_entries(aws_env)} == {alice, bob}
+
+
+def test_unknown_profile_is_a_configuration_error(aws_env):
+    aws_env["CREDHELPER_AWS_PROFILE"] = "nobody"
+    p = aws(aws_env)
+    assert_failure(p, 2, "'nobody'", "AWS_PROFILE")
+
+
+def test_credential_process_profile(aws_env, sts_proxy, tmp_path):
+    without_env_keys(aws_env)
+    script = write(str(tmp_path / "creds.py"),
+                   "import json\nprint(json.dumps({'Version': 1, 'AccessKeyId': 'ASIAPROCESS000000001',"
+                   f" 'SecretAccessKey': '{SECRET_CANARY}', 'SessionToken': '{SESSION_CANARY}',"
+                   " 'Expiration': '2099-01-01T00:00:00Z'}))\n")
+    aws_config(aws_env, f"[profile proc]\ncredential_process = {sys.executable} {script}\n")
+    aws_env["AWS_PROFILE"] = "proc"
+    p = aws(aws_env, "--debug")
+    token = token_of(p)
+    assert_clean(p.stderr)
+    assert "custom-process" in p.stderr  # the debug log names the source, not the keys
+    assert "ASIAPROCESS000000001" in sts_proxy.calls[0]["auth"]
+    from credhelper.providers import aws_verify
+
+    d = aws_verify.decode(token, allowed_endpoints=[sts_proxy.url])
+    assert d.access_key_id == "ASIAPROCESS000000001"
+    assert d.params["X-Amz-Security-Token"] == SESSION_CANARY
+
+
+def test_failing_credential_process_exits_5(aws_env, tmp_path):
+    without_env_keys(aws_env)
+    script = write(str(tmp_path / "fail.py"), "import sys\nsys.exit('vault of keys is locked')\n")
+    aws_config(aws_env, f"[profile proc]\ncredential_process = {sys.executable} {script}\n")
+    aws_env["AWS_PROFILE"] = "proc"
+    assert_failure(aws(aws_env), 5, "credential source failed", "vault of keys is locked")
+
+
+def test_assume_role_chain_profile_then_role_arn(aws_env, sts_proxy, iam_user):
+    """source profile -> role in ~/.aws/config (botocore's hop) -> [aws] role_arn (ours)."""
+    _, key, secret = iam_user("erin")
+    without_env_keys(aws_env)
+    aws_credentials(aws_env, f"[base]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+    aws_config(aws_env, f"[profile hop]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/first-hop\n"
+                        "source_profile = base\nrole_session_name = erin-hop\n")
+    # botocore's own AssumeRole client reads the endpoint from AWS_ENDPOINT_URL, which is
+    # also the fallback of [aws] endpoint_url
+    aws_env["AWS_ENDPOINT_URL"] = aws_env.pop("CREDHELPER_AWS_ENDPOINT_URL")
+    aws_env.update(AWS_PROFILE="hop", CREDHELPER_AWS_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/second-hop",
+                   CREDHELPER_AWS_ROLE_SESSION_NAME="erin", CREDHELPER_AWS_EXTERNAL_ID="ext-1234",
+                   CREDHELPER_AWS_ROLE_DURATION="30m")
+    p = aws(aws_env, "--debug")
+    token_of(p)
+    assert sts_proxy.actions() == ["AssumeRole", "AssumeRole", "GetCallerIdentity"]
+    first, second = sts_proxy.calls[0], sts_proxy.calls[1]
+    assert first["params"]["RoleArn"] == [f"arn:aws:iam::{ACCOUNT}:role/first-hop"]
+    assert key in first["auth"]
+    assert second["params"]["RoleArn"] == [f"arn:aws:iam::{ACCOUNT}:role/second-hop"]
+    assert second["params"]["ExternalId"] == ["ext-1234"]
+    assert second["params"]["DurationSeconds"] == ["1800"]
+    assert "ASIA" in second["auth"]  # signed with the first hop's temporary keys
+    assert caller(aws_env) == f"arn:aws:sts::{ACCOUNT}:assumed-role/second-hop/erin"
+    assert "ext-1234" not in p.stderr  # external_id is masked like a secret
+
+
+def test_default_role_session_name_identifies_the_person(aws_env, sts_proxy):
+    aws_env["CREDHELPER_AWS_ROLE_ARN"] = f"arn:aws:iam::{ACCOUNT}:role/gw"
+    token_of(aws(aws_env))
+    name = sts_proxy.calls[0]["params"]["RoleSessionName"][0]
+    assert name.startswith("credhelper-") and len(name) <= 64
+
+
+def _expired_sso(env):
+    import hashlib
+    import json
+    import os
+
+    start_url = "https://example-sso.awsapps.com/start"
+    aws_config(env, f"[profile dev]\nsso_start_url = {start_url}\nsso_region = us-east-1\n"
+                    f"sso_account_id = {ACCOUNT}\nsso_role_name = Developer\n")
+    name = hashlib.sha1(start_url.encode()).hexdigest() + ".json"
+    write(os.path.join(env["HOME"], ".aws", "sso", "cache", name), json.dumps({
+        "startUrl": start_url, "region": "us-east-1", "accessToken": SESSION_CANARY,
+        "expiresAt": "2020-01-01T00:00:00Z"}))
+    without_env_keys(env)
+    env["AWS_PROFILE"] = "dev"
+
+
+def test_expired_sso_session_in_background_exits_3_at_once(aws_env, sts_proxy):
+    _expired_sso(aws_env)
+    start = time.monotonic()
+    p = aws(aws_env, "--debug")
+    assert time.monotonic() - start < 10
+    assert_failure(p, 3, "SSO session for profile 'dev'", "may not ask (background context)",
+                   "hint: run: aws sso login --profile dev")
+    assert sts_proxy.calls == []  # nothing was asked of AWS
+    assert_clean(p.stderr)
+
+
+def test_expired_sso_session_in_interactive_context_says_what_to_run(aws_env):
+    _expired_sso(aws_env)
+    aws_env["CLAUDE_HELPER_CONTEXT"] = "interactive"
+    p = aws(aws_env)
+    assert_failure(p, 3, "SSO session for profile 'dev' has expired", "aws sso login --profile dev")
+    assert "may not ask" not in p.stderr
