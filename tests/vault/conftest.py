@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from vaultkit import CANARY, OTHER_FIELD_VALUE, PASSWORD, sign_jwt, now
+from .vaultkit import CANARY, OTHER_FIELD_VALUE, PASSWORD, sign_jwt, now
 from openbao import OpenBao
 
 POLICY = """

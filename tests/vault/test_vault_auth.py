@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from vaultkit import PASSWORD, expect_token, failure, helper_env, no_leak, run
+from .vaultkit import PASSWORD, expect_token, failure, helper_env, no_leak, run
 
 KV2 = {"secret": "secret/gateway", "field": "token"}
 
@@ -150,7 +150,7 @@ def test_jwt_login_with_static_key(base_env, lab):
 
 def test_jwt_signed_by_another_key_exits_5(base_env, lab, tmp_path):
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from vaultkit import now, sign_jwt
+    from .vaultkit import now, sign_jwt
 
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = sign_jwt(other, {"iss": "https://ci.example", "sub": "x", "aud": "vault",

@@ -4,7 +4,7 @@ run exits 4."""
 
 from __future__ import annotations
 
-from vaultkit import CANARY, expect_token, failure, helper_env, run
+from .vaultkit import CANARY, expect_token, failure, helper_env, run
 
 VALUE = "outage-" + CANARY
 

@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from vaultkit import (OTHER_FIELD_VALUE, expect_token, failure, helper_env, jwt_claims, no_leak,
+from .vaultkit import (OTHER_FIELD_VALUE, expect_token, failure, helper_env, jwt_claims, no_leak,
                       run, script)
 
 KV2 = {"secret": "secret/gateway", "field": "token"}
