@@ -44,17 +44,26 @@ def moto_executable() -> str:
 
 
 class MotoServer:
-    def __init__(self, log_path: str | os.PathLike | None = None):
+    def __init__(self, log_path: str | os.PathLike | None = None, tls: tuple | None = None):
+        """``tls=(cert_file, key_file, ca_file)`` serves https with that certificate."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.proc = None
+
+    def _open(self, request, timeout):
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.tls[2]) if self.tls else None
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
 
     def start(self, timeout: float = 30.0) -> "MotoServer":
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.proc = subprocess.Popen(
-            [moto_executable(), "-H", "127.0.0.1", "-p", str(self.port)],
+            [moto_executable(), "-H", "127.0.0.1", "-p", str(self.port)]
+            + (["-c", str(self.tls[0]), "-k", str(self.tls[1])] if self.tls else []),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         )
         deadline = time.monotonic() + timeout
@@ -63,7 +72,7 @@ class MotoServer:
                 raise RuntimeError(f"moto_server exited with {self.proc.returncode} "
                                    f"(log: {self.log_path})")
             try:
-                with urllib.request.urlopen(self.url + "/moto-api/data.json", timeout=1) as r:
+                with self._open(self.url + "/moto-api/data.json", 1) as r:
                     if r.status == 200:
                         return self
             except OSError:
@@ -86,7 +95,7 @@ class MotoServer:
         # Not form-encoded: moto reads the raw body (request.data).
         request = urllib.request.Request(self.url + path, data=body, method="POST",
                                          headers={"Content-Type": "text/plain"})
-        with urllib.request.urlopen(request, timeout=10) as r:
+        with self._open(request, 10) as r:
             return r.read()
 
     def reset(self) -> None:
@@ -149,6 +158,9 @@ class StsProxy:
             return [c["action"] for c in self.calls]
 
     def _handle(self, handler, body: bytes) -> None:
+        if handler.path.startswith("http://"):  # used as an HTTP proxy: absolute URI
+            split = urlsplit(handler.path)
+            handler.path = split.path + (f"?{split.query}" if split.query else "")
         params = {k: v for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         params.update(parse_qs(urlsplit(handler.path).query))
         action = (params.get("Action") or [handler.headers.get("X-Amz-Target", "?")])[0]
