@@ -115,3 +115,37 @@ def test_umbrella_get_status_cache_and_doctor(keyring_env):
     assert {s["title"] for s in report["sections"]} >= {"context", "cache", "provider keyring"}
     cleared = run(["credhelper", "cache", "clear"], keyring_env)
     assert cleared.returncode == 0 and "removed 1 cached credential" in cleared.stderr
+
+
+def test_store_prompts_without_echo_on_a_terminal(keyring_env):
+    """A real pseudo-terminal as the controlling terminal: the typed secret is not echoed."""
+    import pty
+    import select
+
+    from conftest import script
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the pty is stdin, stdout, stderr and the controlling terminal
+        os.execve(script("credhelper-keyring"), ["credhelper-keyring", "store"], keyring_env)
+    seen, typed = b"", False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break  # the child closed the terminal
+            if not chunk:
+                break
+            seen += chunk
+        if not typed and b"Secret for" in seen:
+            os.write(fd, CANARY.encode() + b"\n")
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert typed, seen
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert CANARY.encode() not in seen  # echo was off while typing
+    assert b"stored in keyring" in seen
+    assert run("credhelper-keyring", keyring_env).stdout == f"{CANARY}\n".encode()
