@@ -19,3 +19,11 @@ def vault() -> None:
 
 def aws() -> None:
     sys.exit(helper_main("aws"))
+
+
+def azure() -> None:
+    sys.exit(helper_main("azure"))
+
+
+def oidc() -> None:
+    sys.exit(helper_main("oidc"))

@@ -12,6 +12,8 @@ BUILTIN = {
     "keyring": "credhelper.providers.keyring:KeyringProvider",
     "vault": "credhelper.providers.vault:VaultProvider",
     "aws": "credhelper.providers.aws:AwsProvider",
+    "azure": "credhelper.providers.azure:AzureProvider",
+    "oidc": "credhelper.providers.oidc:OidcProvider",
 }
 
 _extra: dict[str, type] = {}
