@@ -193,3 +193,63 @@ def test_login_and_logout_commands(base_env, lab):
     proc = run(["credhelper-vault", "logout"], env)
     assert proc.returncode == 0, proc.stderr
     failure(run("credhelper-vault", env), 3, "ALICE_PASSWORD is not set")
+
+
+def test_login_token_near_expiry_is_renewed_not_replaced(base_env, lab):
+    import glob
+    import json
+
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice",
+                     password_env="ALICE_PASSWORD", secret="kv1/gateway", field="token")
+    env["ALICE_PASSWORD"] = PASSWORD
+    expect_token(run("credhelper-vault", env), lab.values["kv1"])
+    [state_file] = glob.glob(os.path.join(env["CREDHELPER_CACHE_DIR"], "vault-state-*.json"))
+    with open(state_file) as f:
+        state = json.load(f)
+    assert state["renewable"] and state["token"] not in json.dumps(
+        lab.api("POST", "auth/token/lookup-accessor", accessor=state["accessor"]))
+    state["expires_at"] = time.time() + 20  # pretend it is about to expire
+    with open(state_file, "w") as f:
+        json.dump(state, f)
+    run(["credhelper", "cache", "clear", "--provider", "vault"], env)
+    logins = lab.server.count_requests("auth/userpass/login/alice")
+    renewals = lab.server.count_requests("auth/token/renew-self")
+    del env["ALICE_PASSWORD"]  # a renewal needs no password
+    expect_token(run(["credhelper-vault", "--debug"], env), lab.values["kv1"], state["token"])
+    assert lab.server.count_requests("auth/token/renew-self") == renewals + 1
+    assert lab.server.count_requests("auth/userpass/login/alice") == logins
+    with open(state_file) as f:
+        assert json.load(f)["expires_at"] > time.time() + 3000
+
+
+def test_password_prompt_on_a_terminal_in_the_interactive_context(base_env, lab):
+    """A real pseudo-terminal on stdin: the helper asks, without echo, on the terminal."""
+    import pty
+    import subprocess
+
+    from .vaultkit import script
+
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice", **KV2)
+    env["CLAUDE_HELPER_CONTEXT"] = "interactive"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([script("credhelper-vault")], env=env, stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    os.close(slave)
+    # getpass flushes pending terminal input when it turns echo off: type after the prompt.
+    import select
+
+    seen, deadline = b"", time.monotonic() + 30
+    while b"password for alice" not in seen and time.monotonic() < deadline:
+        if select.select([proc.stderr], [], [], 0.5)[0]:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    os.write(master, (PASSWORD + "\n").encode())
+    out, err = proc.communicate(timeout=60)
+    err = seen + err
+    os.close(master)
+    err = err.decode()
+    assert proc.returncode == 0, err
+    assert out == (lab.values["kv2"] + "\n").encode()
+    assert "password for alice" in err and PASSWORD not in err
