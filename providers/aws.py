@@ -148,7 +148,7 @@ class AwsProvider(Provider):
             checks.append(("ok", "region", aws.region))
             checks.append(("ok", "endpoint", aws.endpoint_url or "AWS default"))
             keys = aws.credentials()
-            checks.append(("ok", "credentials", f"{keys.method}, access key {keys.access_key[:4]}..."
+            checks.append(("ok", "credentials", f"{keys.method}, access key {_key_id(keys.access_key)}"
                            + (f", expire {_iso(keys.expires_at)}" if keys.expires_at else "")))
             identity, skew = aws.caller_identity(keys, with_skew=True)
             checks.append(("ok", "caller", identity["Arn"]))
@@ -176,6 +176,11 @@ def _bounded(config, name: str, low: float, high: float) -> None:
     value = config[name]
     if not low <= value <= high:
         raise ConfigError(f"{config.source(name)}: must be between {int(low)}s and {int(high)}s")
+
+
+def _key_id(access_key: str) -> str:
+    """An access key id as the AWS CLI shows it: enough to tell keys apart."""
+    return f"{access_key[:4]}...{access_key[-4:]}" if len(access_key) > 12 else "..."
 
 
 def _iso(ts: float) -> str:
@@ -300,7 +305,7 @@ class _Aws:
                      expiry.timestamp() if expiry is not None else None,
                      getattr(creds, "method", None) or "unknown")
         self._register(keys)
-        self.log.debug(f"AWS credentials from {keys.method} (access key {keys.access_key[:4]}...)")
+        self.log.debug(f"AWS credentials from {keys.method} (access key {_key_id(keys.access_key)})")
         if self.config.get("role_arn"):
             keys = self.assume_role(keys)
         return keys

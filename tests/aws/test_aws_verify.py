@@ -176,3 +176,27 @@ def test_command_line_decode_only(alice_token, moto, tmp_path):
                        capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert p.returncode == 1 and "rejected: " in p.stderr and "Traceback" not in p.stderr
     assert token not in p.stderr
+
+
+@pytest.mark.parametrize("region, host", [
+    ("us-east-1", "sts.us-east-1.amazonaws.com"),
+    ("eu-west-1", "sts.eu-west-1.amazonaws.com"),
+    ("cn-north-1", "sts.cn-north-1.amazonaws.com.cn"),
+])
+def test_tokens_for_real_sts_hosts_decode_without_extra_allowances(region, host):
+    """Signed offline by botocore for the public endpoints (no network, no moto)."""
+    import botocore.session
+
+    sts = botocore.session.Session().create_client(
+        "sts", region_name=region, aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="not-a-real-secret")
+
+    def add(request, **_):
+        request.headers[aws_verify.AUDIENCE_HEADER] = AUDIENCE
+
+    sts.meta.events.register("before-sign.sts.GetCallerIdentity", add)
+    url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=900, HttpMethod="GET")
+    d = aws_verify.decode(aws_verify.encode(AUDIENCE, url))
+    assert urlsplit(d.url).hostname == host
+    assert d.region == region and d.access_key_id == "AKIAIOSFODNN7EXAMPLE"
+    assert d.signed_headers == ["host", aws_verify.AUDIENCE_HEADER]
