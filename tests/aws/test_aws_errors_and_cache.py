@@ -83,14 +83,14 @@ def test_second_run_is_a_cache_hit_without_any_aws_call(aws_env, sts_proxy):
 
 
 def test_cache_hit_does_not_import_botocore(aws_env, tmp_path):
-    token_of(aws(aws_env))
+    token = token_of(aws(aws_env))
     probe = ("import io, sys\n"
              "from credhelper.run import helper_main\n"
              "out = io.StringIO()\n"
              "code = helper_main('aws', [], stdout=out, stderr=sys.stderr)\n"
-             "sys.stderr.write(repr((code, bool(out.getvalue()), sorted(m for m in sys.modules"
-             " if m.split('.')[0] in ('boto3', 'botocore', 'click')))))\n")
-    p = subprocess.run([sys.executable, "-c", probe], env=aws_env, capture_output=True,
+             "sys.stderr.write(repr((code, out.getvalue() == sys.argv[1] + '\\n', sorted(m for m in"
+             " sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'click')))))\n")
+    p = subprocess.run([sys.executable, "-c", probe, token], env=aws_env, capture_output=True,
                        text=True, timeout=60, cwd=tmp_path)
     assert p.stdout == ""
     assert p.stderr.strip() == "(0, True, [])", p.stderr
