@@ -373,9 +373,16 @@ class _Aws:
 
     def web_identity_token(self, keys: _Keys) -> tuple[str, float]:
         c = self.config
+        duration = int(c["token_duration"])
+        if keys.expires_at is not None:
+            # STS refuses a JWT that outlives the calling session
+            # (SessionDurationEscalationException), so ask for no more than it has left.
+            left = int(keys.expires_at - time.time()) - 5
+            if left < duration:
+                self.log.debug(f"token_duration capped to the session's remaining {left}s")
+                duration = max(60, left)
         answer = self.call(keys, "sts", "get_web_identity_token", Audience=list(c["audience"]),
-                           SigningAlgorithm=c["signing_algorithm"],
-                           DurationSeconds=int(c["token_duration"]))
+                           SigningAlgorithm=c["signing_algorithm"], DurationSeconds=duration)
         token = answer.get("WebIdentityToken")
         if not token or answer.get("Expiration") is None:
             raise AccessDenied("STS GetWebIdentityToken answered without a token or expiration")
@@ -497,6 +504,9 @@ class _Aws:
     def _refused_hint(self, code: str) -> str:
         if code == "ResourceNotFoundException":
             return "check [aws] secret_id and version_stage"
+        if code.startswith("OutboundWebIdentityFederationDisabled"):
+            return ("an administrator of the account must enable it once: "
+                    "aws iam enable-outbound-web-identity-federation")
         return "check the IAM policy of the caller (credhelper status shows who that is)"
 
 

@@ -77,12 +77,25 @@ def test_web_identity_token_after_assume_role(aws_env, sts_proxy):
     aws_env["CREDHELPER_AWS_MODE"] = "web-identity-token"
     aws_env["CREDHELPER_AWS_ROLE_ARN"] = f"arn:aws:iam::{ACCOUNT}:role/token-minter"
     aws_env["CREDHELPER_AWS_AUDIENCE"] = "aud-one aud-two"
+    aws_env["CREDHELPER_AWS_ROLE_DURATION"] = "15m"  # shorter than token_duration (1h)
     p = aws(aws_env)
     token = token_of(p)
     assert jwt.decode(token)[1]["aud"] == ["aud-one", "aud-two"]
     assume, minted = sts_proxy.calls
     assert assume["action"] == "AssumeRole" and minted["action"] == "GetWebIdentityToken"
     assert "ASIA" in minted["auth"]  # the role's (moto-issued) temporary keys signed it
+    # a JWT may not outlive the session that asks for it
+    assert 800 <= int(minted["params"]["DurationSeconds"][0]) <= 900
+
+
+def test_web_identity_federation_disabled_exits_5_with_the_fix(aws_env, sts_proxy):
+    aws_env["CREDHELPER_AWS_MODE"] = "web-identity-token"
+    sts_proxy.fail = (403, "OutboundWebIdentityFederationDisabledException")
+    p = aws(aws_env)
+    from conftest import assert_failure
+
+    assert_failure(p, 5, "OutboundWebIdentityFederationDisabledException",
+                   "enable-outbound-web-identity-federation")
 
 
 def test_secretsmanager_plain_secret(aws_env, admin, sts_proxy):
