@@ -1,0 +1,107 @@
+"""Property tests for everything that parses untrusted bytes: JWTs, cache entries,
+snapshots, header tables. Each either returns a well-formed value or rejects cleanly."""
+
+import base64
+import json
+import os
+
+from hypothesis import given, settings, strategies as st
+
+from credhelper import jwt, output, snapshot
+from credhelper.cache import Entry
+from credhelper.errors import AccessDenied, ConfigError
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@given(st.text(max_size=300))
+def test_jwt_decode_never_raises(text):
+    decoded = jwt.decode(text)
+    assert decoded is None or (isinstance(decoded[0], dict) and isinstance(decoded[1], dict))
+    exp = jwt.expiry(text)
+    assert exp is None or isinstance(exp, float)
+
+
+@given(json_values, json_values, st.text(max_size=20))
+def test_jwt_segments_of_any_json(header, claims, signature):
+    token = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}.{signature}"
+    decoded = jwt.decode(token)
+    if isinstance(header, dict) and "alg" in header and isinstance(claims, dict):
+        assert decoded == (header, claims)
+    else:
+        assert decoded is None
+
+
+@given(st.integers(-10**12, 10**12))
+def test_jwt_expiry_reads_exp(exp):
+    header = b64(b'{"alg": "none"}')
+    token = f"{header}.{b64(json.dumps({'exp': exp}).encode())}.sig"
+    assert jwt.expiry(token) == float(exp)
+
+
+@given(st.binary(max_size=400))
+def test_entry_loads_rejects_garbage_with_value_error(data):
+    try:
+        entry = Entry.loads(data)
+    except ValueError:
+        return
+    assert isinstance(entry.token, str) and isinstance(entry.expires_at, float)
+
+
+@given(json_values)
+def test_entry_loads_any_json_document(doc):
+    try:
+        Entry.loads(json.dumps(doc))
+    except ValueError:
+        pass
+
+
+@given(st.text(min_size=1, max_size=50).filter(lambda t: not any(c in t for c in "\r\n\0")),
+       st.dictionaries(st.from_regex(r"[A-Za-z0-9-]{1,10}", fullmatch=True), st.text(max_size=10)
+                       .filter(lambda t: not any(c in t for c in "\r\n\0")), max_size=3),
+       st.floats(0, 4e9))
+def test_entry_round_trip(token, headers, expires_at):
+    entry = Entry("p", "k", token, headers, expires_at, 1.0, {"source": "x"})
+    again = Entry.loads(entry.dumps())
+    assert (again.token, again.headers, again.expires_at) == (token, headers, expires_at)
+
+
+@given(st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=12), st.integers()), max_size=4))
+def test_header_tables_are_checked(headers):
+    try:
+        output.check_headers(headers, "headers")
+    except ConfigError as exc:
+        assert exc.message.startswith("headers: ")
+        return
+    rendered = json.loads(output.render("t", headers, "json"))
+    assert rendered["headers"] == headers
+
+
+@given(st.text(max_size=60))
+def test_tokens_are_single_clean_lines(token):
+    try:
+        output.check_token(token, "backend")
+    except AccessDenied:
+        return
+    assert output.render(token, {}, "token") == token + "\n"
+    assert "\n" not in token and "\r" not in token and token == token.strip()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_a_damaged_snapshot_is_ignored(tmp_path_factory, data):
+    directory = str(tmp_path_factory.mktemp("snap"))
+    os.chmod(directory, 0o700)
+    path = os.path.join(directory, "snapshot-p.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, data)
+    os.close(fd)
+    assert snapshot.read(directory, "p", {}) is None
