@@ -276,3 +276,28 @@ def test_read_private_refuses_a_fifo_without_blocking(tmp_path):
     os.mkfifo(fifo, 0o600)
     with pytest.raises(CacheError, match="not a regular file"):
         securefile.read_private(str(fifo))
+
+
+KILLED_BEFORE_RENAME = """
+import os, signal, sys
+import counting_helper
+from credhelper.run import helper_main
+os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # die between write and rename
+sys.exit(helper_main("counting", []))
+"""
+
+
+def test_sigkill_between_write_and_rename_loses_nothing(counting_env):
+    assert run("counting", counting_env).returncode == 0
+    [entry] = entry_files(counting_env)
+    before = entry.read_bytes()
+    env = {**counting_env, "CREDHELPER_DEFAULTS_MIN_VALIDITY": "2h",  # force a renewal
+           "PYTHONPATH": str(Path(COUNTING).parent)}
+    p = subprocess.run([sys.executable, "-c", KILLED_BEFORE_RENAME], env=env,
+                       capture_output=True, timeout=60)
+    assert p.returncode == -9 and p.stdout == b""
+    assert len(fetches(counting_env)) == 2  # it did fetch, then died before the rename
+    assert entry.read_bytes() == before  # the old entry is whole and untouched
+    p = run("counting", counting_env)
+    assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode()
+    assert len(fetches(counting_env)) == 2  # served from the surviving entry
