@@ -118,13 +118,15 @@ class AwsProvider(Provider):
         _bounded(c, "token_duration", 60, 3600)
         _bounded(c, "role_duration", 900, 43200)
         name = c.get("role_session_name")
-        if name is not None and not re.fullmatch(r"[\w+=,.@-]{2,64}", name):
+        if name is not None and not re.fullmatch(r"[\w+=,.@-]{2,64}", name, re.ASCII):
             raise ConfigError(f"{c.source('role_session_name')}: 2 to 64 characters of "
                               "letters, digits and +=,.@_- expected")
 
     # ------------------------------------------------------------ status and doctor
 
     def status(self, request) -> dict:
+        if all(self.config.source(s.name) == "default" for s in self.settings):
+            return {}  # AWS is not configured here: `credhelper status` must not probe it
         aws = _Aws(self.config, request)
         keys = aws.credentials()
         identity = aws.caller_identity(keys)
@@ -156,19 +158,28 @@ class AwsProvider(Provider):
                 checks.append(("warn" if abs(skew) > 60 else "ok", "clock skew",
                                f"{skew:+.0f}s against STS" + (
                                    ": signed tokens may be refused; fix the clock" if abs(skew) > 60 else "")))
-            if self.config["mode"] == "secretsmanager":
+        except (ConfigError, AccessDenied, BackendUnavailable, LoginRequired) as exc:
+            checks.append(("fail", "AWS", exc.message + (f" ({exc.hint})" if exc.hint else "")))
+            return checks
+        if self.config["mode"] == "secretsmanager":
+            try:  # metadata only: doctor never reads the secret itself
                 meta = aws.call(keys, "secretsmanager", "describe_secret",
                                 SecretId=self.config["secret_id"])
                 rotation = "rotation on" if meta.get("RotationEnabled") else "no rotation"
                 checks.append(("ok", "secret", f"{meta.get('Name')} ({rotation})"))
-        except (ConfigError, AccessDenied, BackendUnavailable, LoginRequired) as exc:
-            checks.append(("fail", "AWS", exc.message + (f" ({exc.hint})" if exc.hint else "")))
-            return checks
+            except (AccessDenied, BackendUnavailable, ConfigError) as exc:
+                checks.append(("warn", "secret", f"cannot describe it: {exc.message}"))
         if self.config["mode"] == "presigned-identity":
-            life = int(self.config["presign_lifetime"] - self.config["min_validity"])
-            checks.append(("warn", "app TTL",
-                           f"tokens live {int(self.config['presign_lifetime'])}s: set "
-                           f"inferenceCredentialHelperTtlSec to at most {max(60, life)}"))
+            lifetime = int(self.config["presign_lifetime"])
+            usable = int(lifetime - self.config["min_validity"])
+            if usable <= 0:
+                checks.append(("fail", "min_validity",
+                               f"min_validity is not shorter than presign_lifetime ({lifetime}s): "
+                               "no token is ever fresh enough to hand out from the cache"))
+            else:
+                checks.append(("warn", "app TTL",
+                               f"tokens live {lifetime}s: set inferenceCredentialHelperTtlSec "
+                               f"to at most {usable}"))
         return checks
 
 
@@ -194,7 +205,7 @@ def _default_session_name() -> str:
         user = getpass.getuser()
     except Exception:  # no user name in a bare container
         user = "unknown"
-    return ("credhelper-" + re.sub(r"[^\w+=,.@-]", "-", user))[:64]
+    return ("credhelper-" + re.sub(r"[^\w+=,.@-]", "-", user, flags=re.ASCII))[:64]
 
 
 class _Keys:

@@ -180,3 +180,24 @@ def test_status_and_doctor_show_the_caller_never_a_secret(aws_env, iam_user):
     assert f"caller: {arn}" in out and "clock skew" in out
     assert token not in out and secret not in out
     assert_clean(out, p.stderr)
+
+
+def test_status_does_not_probe_aws_when_aws_is_not_configured(base_env):
+    env = dict(base_env, AWS_EC2_METADATA_DISABLED="true")
+    p = aws(env, "status")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert "nothing cached" in out and "caller" not in out and "credentials" not in out
+
+
+def test_doctor_describes_the_secret_without_reading_it(aws_env, admin, sts_proxy):
+    from conftest import run
+
+    admin("secretsmanager").create_secret(Name="gateway/doc", SecretString="doctor-must-not-read")
+    aws_env.update(CREDHELPER_AWS_MODE="secretsmanager", CREDHELPER_AWS_SECRET_ID="gateway/doc")
+    p = run(["credhelper", "doctor", "--provider", "aws"], aws_env)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr
+    assert "secret: gateway/doc (no rotation)" in out
+    assert "GetSecretValue" not in sts_proxy.actions()
+    assert "doctor-must-not-read" not in out + p.stderr
