@@ -254,7 +254,7 @@ class VaultProvider(Provider):
             return body
         if auth in ("userpass", "ldap"):
             username = c.require("username")
-            password = _secret_from(c, "password", f"{auth} password", request)
+            password = _secret_from(c, "password", f"{auth} password", request, unset_ok=True)
             if password is None:
                 password = self._prompt_password(request, auth, username)
             return {"password": password}
@@ -281,10 +281,12 @@ class VaultProvider(Provider):
     def _prompt_password(self, request, auth: str, username: str) -> str:
         hint = (f"run `credhelper-vault login` in a terminal, or set [vault] password_env "
                 f"or password_file for unattended use")
-        request.require_interactive(f"Vault {auth} login for {username!r} needs a password", hint)
+        what = f"Vault {auth} login for {username!r} needs a password"
+        if self.config.get("password_env"):
+            what += f" ({self.config['password_env']} is not set)"
+        request.require_interactive(what, hint)
         if not request.stdin_is_tty:
-            raise LoginRequired(f"Vault {auth} login for {username!r} needs a password, "
-                                "and there is no terminal to ask on", hint)
+            raise LoginRequired(f"{what}, and there is no terminal to ask on", hint)
         import getpass
 
         try:
@@ -700,16 +702,21 @@ def _tls_check(vault: Vault, address: str) -> tuple[str, str, str]:
 # ---------------------------------------------------------------- small helpers
 
 
-def _secret_from(c, prefix: str, what: str, request) -> str | None:
-    """A login secret from ``<prefix>_file`` or the variable named by ``<prefix>_env``."""
+def _secret_from(c, prefix: str, what: str, request, unset_ok: bool = False) -> str | None:
+    """A login secret from ``<prefix>_file`` or the variable named by ``<prefix>_env``.
+
+    None when neither is configured, or (with ``unset_ok``) when the variable is unset,
+    so that the caller may ask a person instead."""
     if c.get(f"{prefix}_file"):
         value = _read_file(c[f"{prefix}_file"], f"{what} file")
     elif c.get(f"{prefix}_env"):
         variable = c[f"{prefix}_env"]
         value = (os.environ.get(variable) or "").strip()
         if not value:
-            raise LoginRequired(f"the {what} variable {variable} is not set",
-                                hint=f"set {variable}, or [vault] {prefix}_file")
+            if unset_ok:
+                return None
+            raise ConfigError(f"the {what} variable {variable} is not set ({c.source(prefix + '_env')})",
+                              hint=f"set {variable}, or [vault] {prefix}_file")
     else:
         return None
     request.log.secret(value)
@@ -717,16 +724,17 @@ def _secret_from(c, prefix: str, what: str, request) -> str | None:
 
 
 def _read_file(path: str, what: str) -> str:
+    path = os.path.expanduser(path)
     try:
-        with open(os.path.expanduser(path), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             value = f.read().strip()
     except FileNotFoundError:
-        raise LoginRequired(f"the {what} {path} does not exist",
-                            hint="check the path, or that the token has been issued") from None
+        raise ConfigError(f"the {what} {path} does not exist",
+                          hint="check the path, and that whatever writes the file has run") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the {what} {path}: {_os_reason(exc)}") from None
     if not value:
-        raise LoginRequired(f"the {what} {path} is empty")
+        raise ConfigError(f"the {what} {path} is empty")
     return value
 
 

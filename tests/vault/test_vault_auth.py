@@ -94,6 +94,13 @@ def test_approle_wrong_secret_id_exits_5(base_env, lab):
             secrets=("00000000-1111-2222-3333-444444444444",))
 
 
+def test_approle_missing_secret_id_file_or_variable_exits_2(base_env, lab, tmp_path):
+    env = approle_env(base_env, lab, secret_id_file=str(tmp_path / "absent"))
+    failure(run("credhelper-vault", env), 2, "does not exist", str(tmp_path / "absent"))
+    env = approle_env(base_env, lab, secret_id_file=None, secret_id_env="GATEWAY_SECRET_ID")
+    failure(run("credhelper-vault", env), 2, "GATEWAY_SECRET_ID is not set")
+
+
 def test_revoked_cached_login_token_signs_in_again_once(base_env, lab):
     env = approle_env(base_env, lab, secret="kv1/gateway")
     expect_token(run("credhelper-vault", env), lab.values["kv1"], lab.secret_id)
@@ -192,7 +199,7 @@ def test_login_and_logout_commands(base_env, lab):
     expect_token(run("credhelper-vault", env), lab.values["kv2"])
     proc = run(["credhelper-vault", "logout"], env)
     assert proc.returncode == 0, proc.stderr
-    failure(run("credhelper-vault", env), 3, "ALICE_PASSWORD is not set")
+    failure(run("credhelper-vault", env), 3, "needs a password (ALICE_PASSWORD is not set)")
 
 
 def test_login_token_near_expiry_is_renewed_not_replaced(base_env, lab):
