@@ -80,6 +80,11 @@ def test_second_run_is_a_cache_hit_without_any_aws_call(aws_env, sts_proxy):
     assert token_of(p) == first
     assert "cache hit" in p.stderr
     assert sts_proxy.actions() == calls  # no second backend call
+    from conftest import run
+
+    p = run(["credhelper", "get", "--provider", "aws"], aws_env)  # the umbrella shares it
+    assert token_of(p) == first
+    assert sts_proxy.actions() == calls
 
 
 def test_cache_hit_does_not_import_botocore(aws_env, tmp_path):
