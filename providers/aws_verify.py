@@ -115,18 +115,20 @@ def decode(token: str, now: float | None = None, max_age: int = MAX_LIFETIME,
     audience = _b64decode(parts[1], "the audience part")
     url = _b64decode(parts[2], "the URL part")
 
-    split = urlsplit(url)
-    origin = f"{split.scheme}://{split.netloc}".lower()
-    allowed = {e.rstrip("/").lower() for e in allowed_endpoints}
-    if origin not in allowed:
-        if split.scheme != "https" or split.port is not None or split.username or split.password:
-            raise TokenRejected("the URL is not a plain https STS URL")
-        if not _STS_HOST.match(split.hostname or ""):
-            raise TokenRejected(f"the URL's host {split.hostname!r} is not an STS endpoint")
-    if split.path not in ("", "/") or split.fragment:
-        raise TokenRejected("the URL has a path or fragment; STS URLs have neither")
-
-    pairs = parse_qsl(split.query, keep_blank_values=True, strict_parsing=True) if split.query else []
+    try:
+        split = urlsplit(url)
+        origin = f"{split.scheme}://{split.netloc}".lower()
+        allowed = {e.rstrip("/").lower() for e in allowed_endpoints}
+        if origin not in allowed:
+            if split.scheme != "https" or split.port is not None or split.username or split.password:
+                raise TokenRejected("the URL is not a plain https STS URL")
+            if not _STS_HOST.match(split.hostname or ""):
+                raise TokenRejected(f"the URL's host {split.hostname!r} is not an STS endpoint")
+        if split.path not in ("", "/") or split.fragment:
+            raise TokenRejected("the URL has a path or fragment; STS URLs have neither")
+        pairs = parse_qsl(split.query, keep_blank_values=True, strict_parsing=True) if split.query else []
+    except ValueError:  # a malformed URL, port or query string
+        raise TokenRejected("the URL part is not a well-formed URL") from None
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:

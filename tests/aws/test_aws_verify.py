@@ -143,9 +143,32 @@ def test_signed_headers_must_cover_the_audience(alice_token, moto):
 
 def test_malformed_tokens_are_rejected_with_a_reason():
     for bad in ("", "Bearer x", "credhelper-aws-v1.only-two", "k8s-aws-v1.abc.def",
-                "credhelper-aws-v1.***.abc", "credhelper-aws-v1.YQ.%%%"):
+                "credhelper-aws-v1.***.abc", "credhelper-aws-v1.YQ.%%%",
+                aws_verify.encode(AUDIENCE, "https://sts.amazonaws.com/?Action"),
+                aws_verify.encode(AUDIENCE, "https://[::1/?Action=GetCallerIdentity"),
+                aws_verify.encode(AUDIENCE, "https://sts.amazonaws.com:x/?Action=GetCallerIdentity"),
+                aws_verify.encode(AUDIENCE, "https://sts.amazonaws.com/?Action=GetCallerIdentity"
+                                            "&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                                            "&X-Amz-Credential=a/b/c/sts/aws4_request&X-Amz-Date=x"
+                                            "&X-Amz-SignedHeaders=host;x-credhelper-audience"
+                                            "&X-Amz-Signature=0")):
         with pytest.raises(TokenRejected):
             aws_verify.decode(bad)
+
+
+def test_any_input_is_rejected_cleanly_never_with_another_error():
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(), st.text())
+    def check(audience, url):
+        for token in (aws_verify.encode(audience, url), f"credhelper-aws-v1.{audience}.{url}"):
+            try:
+                aws_verify.decode(token)
+            except TokenRejected:
+                pass
+
+    check()
 
 
 def test_sts_refusal_and_outage_are_told_apart(alice_token, moto):
