@@ -25,8 +25,6 @@ import json
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
@@ -176,6 +174,9 @@ def decode(token: str, now: float | None = None, max_age: int = MAX_LIFETIME,
 
 
 def _default_send(url: str, headers: dict, timeout: float) -> tuple[int, bytes]:
+    import urllib.error  # here, not at the top: credhelper-aws imports this module
+    import urllib.request
+
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):  # a redirect could leave STS
             return None
