@@ -56,6 +56,12 @@ def version_text(prog: str, provider: str | None = None) -> str:
         except metadata.PackageNotFoundError:
             parts.append(f"{library} not installed")
     parts.append(f"Python {sys.version.split()[0]}")
+    try:  # written into binaries by scripts/build-binaries
+        import credhelper_buildinfo as build
+
+        parts.append(f"commit {build.COMMIT}, {build.LAYOUT} binary")
+    except ImportError:
+        pass
     return parts[0] + " (" + ", ".join(parts[1:]) + ")"
 
 
