@@ -234,7 +234,8 @@ class _Aws:
         # tokens); keep every library logger away from stderr.
         for name in ("botocore", "boto3", "urllib3"):
             logger = logging.getLogger(name)
-            logger.addHandler(logging.NullHandler())
+            if not logger.handlers:
+                logger.addHandler(logging.NullHandler())
             logger.propagate = False
         self.config, self.request, self.log = config, request, request.log
         self.profile = config.get("profile")
@@ -500,9 +501,13 @@ class _Aws:
                             bx.ProxyConnectionError, bx.HTTPClientError)):
             return BackendUnavailable(f"{what}: cannot reach AWS: {_one_line(exc)}",
                                       hint="check the network, proxies and [aws] endpoint_url")
-        if isinstance(exc, (bx.InvalidConfigError, bx.PartialCredentialsError,
-                            bx.InvalidRegionError, bx.UnknownCredentialError)):
-            return ConfigError(f"invalid AWS configuration: {_one_line(exc)}")
+        config_errors = tuple(getattr(bx, n) for n in (
+            "InvalidConfigError", "PartialCredentialsError", "InvalidRegionError",
+            "UnknownCredentialError", "ConfigParseError", "InvalidProxiesConfigError")
+            if hasattr(bx, n))
+        if isinstance(exc, config_errors):
+            return ConfigError(f"invalid AWS configuration: {_one_line(exc)}",
+                               hint="check ~/.aws/config, ~/.aws/credentials and the AWS_ variables")
         if isinstance(exc, bx.BotoCoreError):
             return BackendUnavailable(f"{what}: {name}: {_one_line(exc)}")
         return exc

@@ -141,3 +141,16 @@ def test_expired_sso_session_in_interactive_context_says_what_to_run(aws_env):
     p = aws(aws_env)
     assert_failure(p, 3, "SSO session for profile 'dev' has expired", "aws sso login --profile dev")
     assert "may not ask" not in p.stderr
+
+
+def test_broken_aws_config_is_a_configuration_error(aws_env):
+    aws_config(aws_env, "[profile dev\nregion = eu-west-1\n")
+    aws_env["AWS_PROFILE"] = "dev"
+    assert_failure(aws(aws_env), 2, "invalid AWS configuration", "~/.aws/config")
+
+
+def test_partial_keys_in_the_environment_are_a_configuration_error(aws_env):
+    del aws_env["AWS_SECRET_ACCESS_KEY"]
+    p = aws(aws_env)
+    assert_failure(p, 2, "AWS_SECRET_ACCESS_KEY")
+    assert_clean(p.stderr)
