@@ -4,6 +4,7 @@ credential_process profile, role chains and SSO. All against the real moto serve
 import sys
 import time
 
+import pytest
 from conftest import assert_failure
 
 from .conftest import ACCOUNT, SECRET_CANARY, SESSION_CANARY
@@ -108,15 +109,25 @@ def test_default_role_session_name_identifies_the_person(aws_env, sts_proxy):
     assert name.startswith("credhelper-") and len(name) <= 64
 
 
-def _expired_sso(env):
+def _expired_sso(env, style="legacy"):
+    """An SSO profile whose cached sign-in expired long ago, as `aws sso login` leaves it:
+    the legacy form (sso_start_url in the profile) or an [sso-session] section."""
     import hashlib
     import json
     import os
 
     start_url = "https://example-sso.awsapps.com/start"
-    aws_config(env, f"[profile dev]\nsso_start_url = {start_url}\nsso_region = us-east-1\n"
-                    f"sso_account_id = {ACCOUNT}\nsso_role_name = Developer\n")
-    name = hashlib.sha1(start_url.encode()).hexdigest() + ".json"
+    if style == "legacy":
+        aws_config(env, f"[profile dev]\nsso_start_url = {start_url}\nsso_region = us-east-1\n"
+                        f"sso_account_id = {ACCOUNT}\nsso_role_name = Developer\n")
+        cache_key = start_url
+    else:
+        aws_config(env, f"[profile dev]\nsso_session = corp\nsso_account_id = {ACCOUNT}\n"
+                        "sso_role_name = Developer\n[sso-session corp]\n"
+                        f"sso_start_url = {start_url}\nsso_region = us-east-1\n"
+                        "sso_registration_scopes = sso:account:access\n")
+        cache_key = "corp"
+    name = hashlib.sha1(cache_key.encode()).hexdigest() + ".json"
     write(os.path.join(env["HOME"], ".aws", "sso", "cache", name), json.dumps({
         "startUrl": start_url, "region": "us-east-1", "accessToken": SESSION_CANARY,
         "expiresAt": "2020-01-01T00:00:00Z"}))
@@ -124,8 +135,9 @@ def _expired_sso(env):
     env["AWS_PROFILE"] = "dev"
 
 
-def test_expired_sso_session_in_background_exits_3_at_once(aws_env, sts_proxy):
-    _expired_sso(aws_env)
+@pytest.mark.parametrize("style", ["legacy", "sso-session"])
+def test_expired_sso_session_in_background_exits_3_at_once(aws_env, sts_proxy, style):
+    _expired_sso(aws_env, style)
     start = time.monotonic()
     p = aws(aws_env, "--debug")
     assert time.monotonic() - start < 10
