@@ -25,8 +25,21 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
 CANARY = "canary-S3CR3T-7f1d9c"  # a secret that must never appear outside stdout
 
 
+# Set to a dist/<layout> folder of scripts/build-binaries to run the same tests against
+# the built binaries instead of the installed console scripts.
+BINARIES = os.environ.get("CREDHELPER_TEST_BINARIES")
+collect_ignore = [] if BINARIES else ["binaries"]
+
+
 def script(name: str) -> str:
-    """Path of an installed console script (next to this interpreter, else on PATH)."""
+    """Path of the helper under test: a built binary in binary mode, else the installed
+    console script (next to this interpreter, else on PATH)."""
+    if BINARIES:
+        for candidate in (Path(BINARIES) / name / name, Path(BINARIES) / name):
+            if candidate.is_file():
+                return str(candidate)
+        if name != "credhelper":  # the umbrella may stay the installed one; backends may not
+            pytest.fail(f"{name} is not built in {BINARIES}: run scripts/build-binaries")
     candidate = Path(sys.executable).parent / name
     if candidate.exists():
         return str(candidate)
