@@ -201,11 +201,11 @@ def replay(decoded: Decoded, audience: str, timeout: float = 10.0,
     if status >= 500 or status == 429:
         raise STSUnavailable(f"STS answered {status}")
     fields = _parse_response(body)
+    if fields.get("Throttling"):  # STS throttles with 400, which is no verdict on the token
+        raise STSUnavailable("STS throttled the request")
     if status != 200:
         code = fields.get("Code") or "an error"
         raise TokenRejected(f"STS refused the token ({status} {code})")
-    if fields.get("Throttling"):
-        raise STSUnavailable("STS throttled the request")
     if not fields.get("Arn") or not fields.get("Account"):
         raise TokenRejected("STS answered without a caller identity")
     return fields

@@ -179,6 +179,13 @@ def test_sts_refusal_and_outage_are_told_apart(alice_token, moto):
         aws_verify.verify(token, AUDIENCE, send=lambda *a: (403, refused), **kwargs)
     with pytest.raises(STSUnavailable):
         aws_verify.verify(token, AUDIENCE, send=lambda *a: (503, b""), **kwargs)
+    throttled = b"<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>"
+    with pytest.raises(STSUnavailable):
+        aws_verify.verify(token, AUDIENCE, send=lambda *a: (400, throttled), **kwargs)
+    answer = (b'{"GetCallerIdentityResponse": {"GetCallerIdentityResult": {"Arn": '
+              b'"arn:aws:iam::123456789012:user/json", "Account": "123456789012", "UserId": "U"}}}')
+    who = aws_verify.verify(token, AUDIENCE, send=lambda *a: (200, answer), **kwargs)
+    assert who.arn.endswith("user/json")  # STS's JSON answer (Accept: application/json)
 
     def down(*_):
         raise urllib.error.URLError("connection refused")
