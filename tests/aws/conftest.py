@@ -69,10 +69,9 @@ def aws_env(base_env, moto, sts_proxy):
         "AWS_ACCESS_KEY_ID": "AKIA" + uuid.uuid4().hex[:16].upper(),
         "AWS_SECRET_ACCESS_KEY": SECRET_CANARY,
         "AWS_SESSION_TOKEN": SESSION_CANARY,
-        # A developer's or CI's own AWS setup must not leak in, nor IMDS be probed.
+        # base_env carries no AWS_ variables and a fresh HOME, so botocore finds only the
+        # ~/.aws files a test writes; IMDS must not be probed either.
         "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": os.path.join(env["HOME"], ".aws", "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": os.path.join(env["HOME"], ".aws", "credentials"),
         "CREDHELPER_AWS_ENDPOINT_URL": sts_proxy.url,
         "CREDHELPER_AWS_AUDIENCE": AUDIENCE,
         "CLAUDE_HELPER_CONTEXT": "background",

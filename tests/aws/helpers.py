@@ -25,11 +25,12 @@ def write(path: str, text: str) -> str:
 
 
 def aws_config(env, text: str) -> str:
-    return write(env["AWS_CONFIG_FILE"], text)
+    """~/.aws/config of the test's HOME (botocore's default location)."""
+    return write(os.path.join(env["HOME"], ".aws", "config"), text)
 
 
 def aws_credentials(env, text: str) -> str:
-    return write(env["AWS_SHARED_CREDENTIALS_FILE"], text)
+    return write(os.path.join(env["HOME"], ".aws", "credentials"), text)
 
 
 def credhelper_config(env, text: str) -> str:
