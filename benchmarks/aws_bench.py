@@ -9,7 +9,7 @@ so that machine noise hits them alike:
 - a minimal boto3 script that does the same STS call and/or presigns the same
   GetCallerIdentity URL with the audience header, and prints it.
 
-Prints a markdown table (median, spread as p10-p90, ratio). Target: ratio <= 1.2.
+Prints a markdown table (median, spread as p10-p90, ratio, peak RSS). Target: ratio <= 1.2.
 
     python benchmarks/aws_bench.py [--runs 15]
 """
@@ -58,6 +58,21 @@ def timed(cmd, env) -> float:
     if p.returncode != 0 or not p.stdout.startswith(b"credhelper-aws-v1."):
         raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
     return elapsed
+
+
+def peak_rss_mib(cmd, env) -> float | None:
+    """Peak RSS of one run, measured from a tiny parent (a child's ru_maxrss also counts
+    the memory it was forked with, so the parent must not be this benchmark)."""
+    import importlib.util
+
+    if importlib.util.find_spec("resource") is None:  # POSIX only
+        return None
+    probe = ("import resource, subprocess, sys\n"
+             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return int(out) / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def spread(samples: list[float]) -> str:
@@ -115,23 +130,34 @@ def main() -> int:
         hit_env = dict(env, CREDHELPER_CACHE_DIR=os.path.join(work, "cache-hit"))
         timed([helper], hit_env)
         hits = [timed([helper], hit_env) for _ in range(args.runs)]
+        rss = {}
+        for verify in ("verify", "sign-only"):
+            miss_env = dict(env, CREDHELPER_CACHE_DIR=os.path.join(work, f"cache-rss-{verify}"),
+                            CREDHELPER_AWS_VERIFY="true" if verify == "verify" else "false")
+            rss[f"credhelper-aws ({verify})"] = peak_rss_mib([helper], miss_env)
+            rss[f"boto3 script ({verify})"] = peak_rss_mib(
+                [sys.executable, baseline, moto.url, verify, AUDIENCE], env)
+        rss["credhelper-aws (cache hit)"] = peak_rss_mib([helper], hit_env)
     finally:
         moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"credhelper-aws presigned-identity, cache miss, {args.runs} runs each, "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
-    print("| case | what | median ms | p10-p90 ms | ratio to boto3 script |")
-    print("|---|---|---:|---:|---:|")
+    def mib(label: str) -> str:
+        return "-" if rss.get(label) is None else f"{rss[label]:.0f}"
+
+    print("| case | what | median ms | p10-p90 ms | ratio to boto3 script | peak RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|")
     for verify, what in (("verify", "GetCallerIdentity + presign"), ("sign-only", "presign only")):
         base = statistics.median(cases[("boto3 script", verify)])
         for name in ("credhelper-aws", "boto3 script"):
             samples = cases[(name, verify)]
             median = statistics.median(samples)
             print(f"| {name} ({verify}) | {what} | {median * 1000:.0f} | {spread(samples)} | "
-                  f"{median / base:.2f}x |")
+                  f"{median / base:.2f}x | {mib(f'{name} ({verify})')} |")
     print(f"| credhelper-aws (cache hit) | cached token | {statistics.median(hits) * 1000:.0f} | "
-          f"{spread(hits)} | - |")
+          f"{spread(hits)} | - | {mib('credhelper-aws (cache hit)')} |")
     return 0
 
 
