@@ -45,12 +45,15 @@ def test_presigned_identity_token(aws_env, sts_proxy, iam_user):
 def test_presigned_identity_carries_the_session_token(aws_env, sts_proxy):
     aws_env["CREDHELPER_AWS_VERIFY"] = "false"
     aws_env["CREDHELPER_AWS_PRESIGN_LIFETIME"] = "10m"
+    aws_env["AWS_DEFAULT_REGION"] = "eu-central-1"  # the backend's variables, as fallbacks
+    aws_env["AWS_REGION"] = "ap-southeast-2"  # ... AWS_REGION first
     p = aws(aws_env, "--debug")
     token = token_of(p)
     assert_clean(p.stderr)
     d = aws_verify.decode(token, allowed_endpoints=[sts_proxy.url])
     assert d.params["X-Amz-Security-Token"] == SESSION_CANARY
     assert d.params["X-Amz-Expires"] == "600"
+    assert d.region == "ap-southeast-2"
     assert sts_proxy.actions() == []  # signing is offline when verify = false
 
 
