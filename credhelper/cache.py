@@ -104,16 +104,19 @@ class FileCache:
         if not securefile.check_private_dir(self.directory):
             return None
         path = self.path(provider, key)
-        data = securefile.read_private(path)
+        return self._parse(securefile.read_private(path), provider, key, path)
+
+    def _parse(self, data, provider: str, key: str, where: str) -> Entry | None:
+        """A damaged or foreign entry is a miss with a warning, never an error."""
         if data is None:
             return None
         try:
             entry = Entry.loads(data)
         except ValueError as exc:
-            self.log.warning(f"ignoring cache entry {path}: {exc}")
+            self.log.warning(f"ignoring cache entry {where}: {exc}")
             return None
         if entry.key != key or entry.provider != provider:
-            self.log.warning(f"ignoring cache entry {path}: it belongs to another key")
+            self.log.warning(f"ignoring cache entry {where}: it belongs to another key")
             return None
         return entry
 
@@ -163,14 +166,7 @@ class KeyringCache(FileCache):
         except KeyringError as exc:
             self.log.warning(f"cannot read the keyring cache: {exc.__class__.__name__}")
             return None
-        if data is None:
-            return None
-        try:
-            entry = Entry.loads(data)
-        except ValueError as exc:
-            self.log.warning(f"ignoring keyring cache entry: {exc}")
-            return None
-        return entry if entry.key == key and entry.provider == provider else None
+        return self._parse(data, provider, key, self.path(provider, key))
 
     def store(self, entry: Entry) -> None:
         keyring, KeyringError = self._keyring()

@@ -81,19 +81,17 @@ def test_library_chatter_never_reaches_stdout(counting_env):
     assert "C-level chatter" in p.stderr  # a write to fd 1 is redirected too
 
 
-def test_config_error_exit_2_names_key_and_source(counting_env):
-    counting_env["CREDHELPER_COUNTING_TTL"] = "soon"
-    assert_failure(run("counting", counting_env), 2, "CREDHELPER_COUNTING_TTL (environment)")
-
-
-def test_unknown_setting_exit_2(counting_env):
-    counting_env["CREDHELPER_COUNTING_TOKNE"] = "x"
-    assert_failure(run("counting", counting_env), 2, "CREDHELPER_COUNTING_TOKNE")
-
-
-def test_missing_required_setting_exit_2(counting_env):
-    del counting_env["CREDHELPER_COUNTING_TOKEN"]
-    assert_failure(run("counting", counting_env), 2, "[counting] token")
+@pytest.mark.parametrize("variable, value, phrase", [
+    ("CREDHELPER_COUNTING_TTL", "soon", "CREDHELPER_COUNTING_TTL (environment)"),  # bad value
+    ("CREDHELPER_COUNTING_TOKNE", "x", "unknown key CREDHELPER_COUNTING_TOKNE"),  # typo
+    ("CREDHELPER_COUNTING_TOKEN", None, "missing setting [counting] token"),  # required
+])
+def test_configuration_errors_exit_2_naming_key_and_source(counting_env, variable, value, phrase):
+    if value is None:
+        del counting_env[variable]
+    else:
+        counting_env[variable] = value
+    assert_failure(run("counting", counting_env), 2, phrase)
 
 
 def test_usage_error_exit_2(counting_env):
@@ -148,15 +146,12 @@ def test_interactive_context_may_sign_in(counting_env):
     assert fetches(counting_env)[0].endswith(" interactive True")
 
 
-def test_legacy_manual_run_means_setup_test(counting_env):
+@pytest.mark.parametrize("manual_run, context", [("1", "setup-test"), (None, "no terminal")])
+def test_legacy_variable_and_no_terminal_are_not_interactive(counting_env, manual_run, context):
     counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
-    counting_env["CLAUDE_HELPER_MANUAL_RUN"] = "1"
-    assert_failure(run("counting", counting_env), 3, "(setup-test context)")
-
-
-def test_no_variable_and_no_terminal_is_not_interactive(counting_env):
-    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
-    assert_failure(run("counting", counting_env), 3, "(no terminal context)")
+    if manual_run:
+        counting_env["CLAUDE_HELPER_MANUAL_RUN"] = manual_run  # older apps: setup-test
+    assert_failure(run("counting", counting_env), 3, f"({context} context)")
 
 
 def test_no_variable_with_a_terminal_is_interactive(counting_env):
