@@ -120,7 +120,7 @@ def decode(token: str, now: float | None = None, max_age: int = MAX_LIFETIME,
         if origin not in allowed:
             if split.scheme != "https" or split.port is not None or split.username or split.password:
                 raise TokenRejected("the URL is not a plain https STS URL")
-            if not _STS_HOST.match(split.hostname or ""):
+            if not _STS_HOST.fullmatch(split.hostname or ""):
                 raise TokenRejected(f"the URL's host {split.hostname!r} is not an STS endpoint")
         if split.path not in ("", "/") or split.fragment:
             raise TokenRejected("the URL has a path or fragment; STS URLs have neither")
