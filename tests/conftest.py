@@ -49,10 +49,26 @@ def script(name: str) -> str:
     return found
 
 
+def _assert_private_tree(directory: Path) -> None:
+    """Every directory credhelper made is 0700 and every file it wrote 0600."""
+    if os.name != "posix" or not directory.is_dir() or directory.is_symlink():
+        return
+    for root, dirs, files in os.walk(directory):
+        if files:  # a folder credhelper wrote into (its parents are mkdir -p's business)
+            assert os.stat(root).st_mode & 0o777 == 0o700, f"{root} is not 0700"
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                assert os.lstat(path).st_mode & 0o777 == 0o600, f"{path} is not 0600"
+
+
 @pytest.fixture
-def base_env(tmp_path):
+def base_env(tmp_path, request):
     """A minimal environment: private HOME, cache and config dirs, no credhelper or app
-    variables from the developer's shell, and no keyring session unless asked for."""
+    variables from the developer's shell, and no keyring session unless asked for.
+
+    After the test, whatever the helper left in the cache directory must be private
+    (tests that break the permissions on purpose are marked ``unsafe_cache``)."""
     home = tmp_path / "home"
     home.mkdir()
     env = {
@@ -68,7 +84,9 @@ def base_env(tmp_path):
     for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "PYTHONPATH"):
         if name in os.environ:
             env[name] = os.environ[name]
-    return env
+    yield env
+    if not request.node.get_closest_marker("unsafe_cache"):
+        _assert_private_tree(Path(env["CREDHELPER_CACHE_DIR"]))
 
 
 COUNTING = str(Path(__file__).with_name("counting_helper.py"))

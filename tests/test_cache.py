@@ -30,6 +30,7 @@ def test_files_are_private(counting_env):
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 
+@pytest.mark.unsafe_cache
 def test_cache_dir_open_to_others_is_refused(counting_env):
     cache = Path(counting_env["CREDHELPER_CACHE_DIR"])
     cache.mkdir(mode=0o755)
@@ -63,6 +64,7 @@ def test_entry_owned_by_another_user_is_refused(counting_env):
     assert_failure(run("counting", counting_env), 2, "owned by uid 4321")
 
 
+@pytest.mark.unsafe_cache
 def test_group_readable_entry_is_refused(counting_env):
     assert run("counting", counting_env).returncode == 0
     [entry] = entry_files(counting_env)
