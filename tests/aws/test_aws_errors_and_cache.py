@@ -5,7 +5,6 @@ a user without permission). Throttling and an expired session token are answered
 test proxy with STS's error shape, since moto never throttles and checks no expiry.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -153,12 +152,12 @@ def test_configuration_errors_exit_2(aws_env):
         assert_failure(aws(env), 2, phrase)
 
 
-def test_debug_output_of_every_mode_is_free_of_secrets(aws_env, admin):
+def test_debug_output_of_every_mode_is_free_of_secrets(aws_env, admin, tmp_path):
     admin("secretsmanager").create_secret(Name="gateway/dbg", SecretString="dbg-secret-value")
     for mode in ("presigned-identity", "web-identity-token", "secretsmanager"):
         env = dict(aws_env, CREDHELPER_AWS_MODE=mode, CREDHELPER_AWS_SECRET_ID="gateway/dbg",
                    CREDHELPER_AWS_MAX_AGE="5m", CREDHELPER_AWS_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/dbg",
-                   CREDHELPER_CACHE_DIR=os.path.join(aws_env["CREDHELPER_CACHE_DIR"], mode))
+                   CREDHELPER_CACHE_DIR=str(tmp_path / f"cache-{mode}"))
         p = aws(env, "--debug")
         token = token_of(p)
         assert token not in p.stderr and "dbg-secret-value" not in p.stderr
