@@ -196,6 +196,8 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log) -> str:
 
     run = Run.prepare(provider_name, env, stdin, stderr, log)
     conf, cache, key = run.config, run.cache, run.key
+    files = ", ".join(f"{path} ({'read' if read else 'absent'})" for _, path, read in conf.files)
+    log.debug(f"configuration: {files}; cache {cache.mode} at {cache.path(provider_name, key)}")
     now = clock()
     entry = cache.load(provider_name, key)
     if entry is not None and entry.fresh(now, conf["min_validity"]):
@@ -235,6 +237,8 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log) -> str:
         if expires_at is None:
             log.debug("not cached: the backend gives no expiry and max_age is not set")
         else:
+            origin = "max_age" if cred.expires_at is None else "the backend"
+            log.debug(f"new credential valid for {int(expires_at - now)}s (expiry from {origin})")
             try:
                 cache.store(Entry(provider_name, key, token, cred.headers, expires_at, now,
                                   cred.details))
