@@ -162,3 +162,15 @@ def test_debug_output_of_every_mode_is_free_of_secrets(aws_env, admin, tmp_path)
         token = token_of(p)
         assert token not in p.stderr and "dbg-secret-value" not in p.stderr
         assert_clean(p.stderr)
+
+
+def test_concurrent_cold_runs_make_one_aws_call(aws_env, sts_proxy):
+    from conftest import script
+
+    procs = [subprocess.Popen([script("credhelper-aws")], env=aws_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL) for _ in range(4)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outputs]
+    assert len({out for out, _ in outputs}) == 1 and outputs[0][0].endswith(b"\n")
+    assert outputs[0][0].count(b"\n") == 1
+    assert sts_proxy.actions() == ["GetCallerIdentity"]
