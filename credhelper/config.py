@@ -290,7 +290,8 @@ def load(provider_cls, env=None) -> ProviderConfig:
     values: dict[str, Value] = {}
     for setting in list(COMMON_SETTINGS) + list(provider_cls.settings):
         values[setting.name] = _resolve(setting, name, found, env)
-    env_names = tuple(v for s in provider_cls.settings for v in s.env)
+    env_names = tuple(v for s in provider_cls.settings for v in s.env) + tuple(
+        provider_cls.identity_env)
     return ProviderConfig(name, values, files, env_names)
 
 

@@ -96,6 +96,10 @@ class Provider:
     library: ClassVar[str | None] = None  # the distribution it needs, for --version/doctor
     settings: ClassVar[tuple[Setting, ...]] = ()
     can_login: ClassVar[bool] = False
+    # Variables that say *who* asks without being settings (raw AWS keys, ...): their
+    # values enter the cache key and the hot-path snapshot as digests, so switching
+    # identity never serves a credential minted for the previous one.
+    identity_env: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         self.config = config  # credhelper.config.ProviderConfig

@@ -277,7 +277,7 @@ class Run:
         self.provider = provider_cls(conf)
         self.directory = cache_dir(env)
         self.cache = open_cache(conf["cache"], self.directory, log)
-        self.key = cache_key(provider_name, conf)
+        self.key = cache_key(provider_name, conf, env)
         name, interactive = context.resolve(env, stderr if stderr is not None else sys.stderr)
         start = time.monotonic()
         stdin = stdin if stdin is not None else sys.stdin
@@ -357,14 +357,18 @@ def cache_dir(env) -> str:
     return platformdirs.user_cache_dir(paths.APP, appauthor=False)
 
 
-def cache_key(provider: str, conf) -> str:
-    """A digest of every setting that changes the credential (secrets only as digest)."""
+def cache_key(provider: str, conf, env) -> str:
+    """A digest of every setting that changes the credential and of the provider's
+    identity variables (secrets enter only as part of the digest)."""
     import hashlib
     import json
+
+    from credhelper import registry
 
     material = {
         "provider": provider,
         "settings": {n: v.value for n, v in sorted(conf.values.items()) if v.setting.credential},
+        "identity": {n: env.get(n) for n in registry.load(provider).identity_env},
     }
     data = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(data).hexdigest()[:32]

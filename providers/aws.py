@@ -43,6 +43,11 @@ class AwsProvider(Provider):
     name = "aws"
     summary = "your AWS identity (STS, Secrets Manager)"
     library = "boto3"
+    # The chain's raw inputs: a new key pair or token file means another caller.
+    identity_env = ("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                    "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONFIG_FILE",
+                    "AWS_SHARED_CREDENTIALS_FILE")
     settings = (
         Setting("profile", env=("AWS_PROFILE",), help="AWS profile (~/.aws/config); default: the chain's"),
         Setting("region", env=("AWS_REGION", "AWS_DEFAULT_REGION"),

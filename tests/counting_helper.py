@@ -19,6 +19,7 @@ from credhelper.run import helper_main
 class CountingProvider(Provider):
     name = "counting"
     summary = "a test double that counts fetches"
+    identity_env = ("COUNTING_IDENTITY",)
     settings = (
         Setting("token", secret=True, required=True),
         Setting("ttl", "duration", 3600.0),

@@ -99,6 +99,16 @@ def test_a_setting_change_changes_the_key(counting_env):
     assert len(entry_files(counting_env)) == 2 and len(fetches(counting_env)) == 2
 
 
+def test_an_identity_variable_change_changes_the_key(counting_env):
+    counting_env["COUNTING_IDENTITY"] = "alice"
+    assert run("counting", counting_env).returncode == 0
+    assert run("counting", counting_env).returncode == 0
+    assert len(fetches(counting_env)) == 1
+    counting_env["COUNTING_IDENTITY"] = "bob"  # same settings, another caller
+    assert run("counting", counting_env).returncode == 0
+    assert len(fetches(counting_env)) == 2 and len(entry_files(counting_env)) == 2
+
+
 def test_a_config_file_change_is_noticed_by_the_hit_path(counting_env, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text('[counting]\nttl = "1h"\n')
