@@ -234,6 +234,99 @@ def doctor(app: App, provider: tuple[str, ...], as_json: bool):
         raise SystemExit(errors.CONFIG)
 
 
+@umbrella.group("mdm")
+def mdm_group():
+    """Write and check MDM profiles for Claude Desktop and the helper."""
+
+
+@mdm_group.command("export")
+@click.option("--base-url", required=True, help="The gateway's base URL (https).")
+@click.option("--helper", help="Absolute path of the helper on macOS (or Windows).")
+@click.option("--windows-helper", help="Absolute path of the helper on Windows.")
+@click.option("--auth-scheme", type=click.Choice(["bearer", "x-api-key"]), default="bearer",
+              show_default=True, help="How the app sends the credential.")
+@click.option("--ttl", type=int, help="inferenceCredentialHelperTtlSec: seconds the app keeps a credential.")
+@click.option("--header", "headers", multiple=True, metavar="NAME:VALUE",
+              help="Extra header the app sends (repeatable).")
+@click.option("--model", "models", multiple=True, metavar="ID", help="Model for the picker (repeatable).")
+@click.option("--provider", "-p", help="Include this provider's current settings (never a secret).")
+@click.option("--set", "settings", multiple=True, metavar="TABLE.KEY=VALUE",
+              help="A helper setting to manage (repeatable), e.g. vault.address=https://...")
+@click.option("--out", "out_dir", default=".", show_default=True, help="Directory to write into.")
+@click.pass_obj
+def mdm_export(app: App, base_url, helper, windows_helper, auth_scheme, ttl, headers, models,
+               provider, settings, out_dir):
+    """Write claude-gateway.mobileconfig (macOS) and claude-gateway.reg (Windows)."""
+    from credhelper import mdm
+
+    parsed = {}
+    for item in headers:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise ConfigError(f"--header {item!r}: expected NAME:VALUE")
+        parsed[name.strip()] = value.strip()
+    export = mdm.build(base_url, helper, windows_helper, auth_scheme, ttl, parsed, list(models),
+                       provider, list(settings), app.env)
+    for warning in export.warnings:
+        app.log.warning(warning)
+    for path in mdm.write(export, out_dir):
+        app.echo(f"wrote {path}")
+
+
+@mdm_group.command("lint")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.pass_obj
+def mdm_lint(app: App, files):
+    """Check a .mobileconfig or .reg against the keys the app reads (exit 2 on problems)."""
+    from credhelper import mdm
+
+    failed = False
+    for path in files:
+        findings = mdm.lint(path)
+        for f in findings:
+            app.echo(f"{path}: {f.level}: {f.where}: {f.message}")
+        errors_found = [f for f in findings if f.level == "error"]
+        failed |= bool(errors_found)
+        if not errors_found:
+            app.echo(f"{path}: ok" + (f" ({len(findings)} warning(s))" if findings else ""))
+    if failed:
+        raise SystemExit(errors.CONFIG)
+
+
+@umbrella.command("test-gateway")
+@click.argument("url")
+@click.option("--auth-scheme", type=click.Choice(["bearer", "x-api-key"]), default="bearer",
+              show_default=True, help="How to send the credential, as inferenceGatewayAuthScheme.")
+@click.option("--provider", "-p", help="Which helper to run (default: the only configured one).")
+@click.option("--model", help="Model for the test message (default: the first listed).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.pass_obj
+def test_gateway(app: App, url, auth_scheme, provider, model, as_json):
+    """Run the helper as the app does, then call the gateway with its credential."""
+    from credhelper import gateway
+
+    name = provider or _only_configured_provider(app)
+    result = gateway.test_gateway(url, auth_scheme, name, model, app.env)
+    if as_json:
+        app.echo(json.dumps({"checks": result.checks, "verdict": result.verdict,
+                             "exit_code": result.exit_code}, indent=2))
+    else:
+        app.echo(gateway.format_report(result))
+    if result.exit_code:
+        raise SystemExit(result.exit_code)
+
+
+def _only_configured_provider(app: App) -> str:
+    from credhelper import config as config_mod
+
+    found, _ = config_mod.sources(app.env, [config_mod.DEFAULTS] + registry.names())
+    configured = sorted({t for s in found for t in s.tables if t != config_mod.DEFAULTS})
+    if len(configured) != 1:
+        raise ConfigError("say which helper to run: --provider NAME",
+                          hint=f"providers: {', '.join(registry.names())}")
+    return configured[0]
+
+
 # ---------------------------------------------------------------- running click
 
 

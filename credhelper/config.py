@@ -39,6 +39,7 @@ class Source:
     tables: dict[str, dict[str, Any]]
     path: str | None = None
     env_style: bool = False  # keys are variable names, values strings
+    strings: bool = False  # values may be strings to parse as in the environment (managed)
 
     def where(self, table: str, key: str) -> str:
         if self.env_style:
@@ -148,7 +149,7 @@ def sources(env, known_tables: list[str]) -> tuple[list[Source], list[tuple[str,
     files: list[tuple[str, str, bool]] = []
     m = managed.read(env)
     if m is not None:
-        found.append(Source(m[0], m[1]))
+        found.append(Source(m[0], m[1], strings=True))
     found.append(read_env(env, known_tables))
     for label, path in reversed(paths.config_files(env)):  # user, then system
         source = read_toml(label, path)
@@ -302,7 +303,8 @@ def _resolve(setting: Setting, provider: str, found: list[Source], env) -> Value
             if setting.name in content:
                 where = source.where(table, setting.name)
                 return Value(
-                    parse_value(setting, content[setting.name], where, source.env_style),
+                    parse_value(setting, content[setting.name], where,
+                                source.env_style or source.strings),
                     where,
                     setting,
                 )

@@ -1,21 +1,207 @@
-"""Managed preferences: the administrator's settings, highest precedence of all.
+"""Managed preferences: the administrator's settings, highest precedence of all (DESIGN §4).
 
-On macOS a configuration profile lands as a plist in /Library/Managed Preferences/; on
-Windows a policy lands under HKLM (or HKCU)\\SOFTWARE\\Policies\\credhelper. Both are read
-with the standard library. This is the seam the administration work fills in: ``read``
-returns ``(label, tables)`` or None, ``identity`` returns what the configuration snapshot
-must compare to notice a change. On Linux there is no managed source.
+macOS: a configuration profile with a payload for the domain ``com.credhelper`` lands as
+``/Library/Managed Preferences/com.credhelper.plist`` (for the whole machine) and
+``/Library/Managed Preferences/<user>/com.credhelper.plist`` (for one user; it wins).
+Its top level holds one dictionary per table (``defaults``, ``vault``, ...).
+
+Windows: a policy under ``HKLM\\SOFTWARE\\Policies\\credhelper`` (wins) and
+``HKCU\\SOFTWARE\\Policies\\credhelper``, one subkey per table, string values.
+
+Values are strings, parsed like environment variables (a JSON object for ``headers``,
+"5m" for durations); native plist integers, booleans, arrays and dictionaries work too.
+Both readers use the standard library only. ``PLIST_DIR``, ``platform`` and ``winreg``
+are module attributes so that tests on other systems can drive both readers.
+
+``identity`` is on the cache-hit path: it only stats files or asks the registry for
+last-write times, and imports nothing.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+
+DOMAIN = "com.credhelper"  # the helper's own preference domain (macOS)
+POLICY_KEY = r"SOFTWARE\Policies\credhelper"  # the helper's own policy key (Windows)
+PLIST_DIR = "/Library/Managed Preferences"
+
+# Seams for tests: which platform's reader runs, and the winreg-like module it uses.
+platform = sys.platform
+winreg = None
 
 
 def read(env) -> tuple[str, dict] | None:
+    """``(label, tables)`` of the managed settings, or None when there are none."""
+    if platform == "darwin":
+        return _read_plists()
+    if platform == "win32":
+        return _read_registry()
     return None
 
 
 def identity(env) -> list:
     """Cheap facts that change whenever the managed settings change (for the snapshot)."""
-    return [sys.platform]
+    if platform == "darwin":
+        facts: list = [platform]
+        for path in _plist_paths():
+            try:
+                st = os.stat(path)
+                facts.append([path, st.st_mtime_ns, st.st_size, st.st_ino])
+            except OSError:
+                facts.append([path, None])
+        return facts
+    if platform == "win32":
+        return [platform] + _registry_stamps()
+    return [platform]
+
+
+def where() -> str:
+    """Where this platform's managed settings would come from, for doctor."""
+    if platform == "darwin":
+        return " or ".join(_plist_paths())
+    if platform == "win32":
+        return f"HKLM or HKCU\\{POLICY_KEY}"
+    return "no managed preferences on this platform"
+
+
+# ---------------------------------------------------------------- macOS
+
+
+def _user_name() -> str | None:
+    try:
+        import pwd  # not on Windows; this path runs on macOS only
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, AttributeError, OSError):
+        return None
+
+
+def _plist_paths() -> list[str]:
+    """Machine-wide first, then the user's (which wins)."""
+    paths = [os.path.join(PLIST_DIR, DOMAIN + ".plist")]
+    user = _user_name()
+    if user:
+        paths.append(os.path.join(PLIST_DIR, user, DOMAIN + ".plist"))
+    return paths
+
+
+def _read_plists() -> tuple[str, dict] | None:
+    import plistlib
+
+    from credhelper.errors import ConfigError
+
+    tables: dict[str, dict] = {}
+    used = []
+    for path in _plist_paths():
+        try:
+            with open(path, "rb") as f:
+                data = plistlib.load(f)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            raise ConfigError(f"cannot read managed preferences {path}: permission denied") from None
+        except (plistlib.InvalidFileException, ValueError, OSError) as exc:
+            raise ConfigError(f"managed preferences {path} is not a valid plist: {exc}",
+                              hint="reinstall the configuration profile") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"managed preferences {path}: the top level must be a dictionary")
+        for table, content in data.items():
+            if table.startswith("Payload"):
+                continue  # profile bookkeeping some MDMs copy into the managed plist
+            if not isinstance(content, dict):
+                raise ConfigError(
+                    f"managed preferences {path}: {table!r} must be a dictionary of settings "
+                    "such as defaults or vault")
+            tables.setdefault(table, {}).update(content)
+        used.append(path)
+    if not used:
+        return None
+    return "managed preferences " + ", ".join(used), tables
+
+
+# ---------------------------------------------------------------- Windows
+
+
+def _winreg():
+    global winreg
+    if winreg is None:
+        import winreg as real  # Windows only; never reached elsewhere
+
+        winreg = real
+    return winreg
+
+
+def _hives(reg) -> list[tuple[str, object]]:
+    return [("HKLM", reg.HKEY_LOCAL_MACHINE), ("HKCU", reg.HKEY_CURRENT_USER)]
+
+
+def _read_registry() -> tuple[str, dict] | None:
+    from credhelper.errors import ConfigError
+
+    reg = _winreg()
+    tables: dict[str, dict] = {}
+    used = []
+    # HKLM wins over HKCU, as machine policy does everywhere on Windows: read HKCU first.
+    for label, hive in reversed(_hives(reg)):
+        where = f"{label}\\{POLICY_KEY}"
+        try:
+            root = reg.OpenKey(hive, POLICY_KEY)
+        except OSError:
+            continue
+        with root:
+            subkeys, values, _ = reg.QueryInfoKey(root)
+            if values:
+                name = reg.EnumValue(root, 0)[0]
+                raise ConfigError(
+                    f"managed policy {where}: value {name!r} is not inside a table subkey",
+                    hint=f"put settings in a subkey per table, e.g. {where}\\defaults")
+            for i in range(subkeys):
+                table = reg.EnumKey(root, i)
+                with reg.OpenKey(root, table) as key:
+                    count = reg.QueryInfoKey(key)[1]
+                    for j in range(count):
+                        name, value, kind = reg.EnumValue(key, j)
+                        tables.setdefault(table, {})[name] = _registry_value(
+                            reg, value, kind, f"{where}\\{table} {name}")
+        used.append(where)
+    if not used:
+        return None
+    return "managed policy " + ", ".join(reversed(used)), tables
+
+
+def _registry_value(reg, value, kind, where: str):
+    from credhelper.errors import ConfigError
+
+    if kind in (reg.REG_SZ, reg.REG_EXPAND_SZ):
+        return value
+    if kind == reg.REG_DWORD:
+        return str(value)  # parsed like any string: "3600", "1"
+    if kind == reg.REG_MULTI_SZ:
+        return list(value)
+    raise ConfigError(f"managed policy {where}: unsupported registry type {kind}",
+                      hint="use string values (REG_SZ)")
+
+
+def _registry_stamps() -> list:
+    """Last-write time of the policy key and of each table subkey, per hive (a value
+    change only touches its own key's time)."""
+    reg = _winreg()
+    stamps = []
+    for label, hive in _hives(reg):
+        try:
+            root = reg.OpenKey(hive, POLICY_KEY)
+        except OSError:
+            stamps.append([label, None])
+            continue
+        with root:
+            subkeys, _, modified = reg.QueryInfoKey(root)
+            entry = [label, modified]
+            for i in range(subkeys):
+                try:
+                    with reg.OpenKey(root, reg.EnumKey(root, i)) as key:
+                        entry.append(reg.QueryInfoKey(key)[2])
+                except OSError:
+                    entry.append(None)
+            stamps.append(entry)
+    return stamps

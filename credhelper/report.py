@@ -13,6 +13,7 @@ import sys
 import time
 
 from credhelper import __version__, config as config_mod, context, jwt, paths, registry, securefile
+from credhelper import managed as managed_mod
 from credhelper.cache import FileCache, SUFFIX
 from credhelper.durations import format_duration
 from credhelper.errors import CredhelperError
@@ -212,7 +213,8 @@ def doctor(app, providers: list[str]) -> dict:
         variables = sorted(k for k in env if k.startswith("CREDHELPER_"))
         source_checks.append(_check("ok", "environment", ", ".join(variables) or "no CREDHELPER_ variables"))
         managed = [s.label for s in found if s.label.startswith("managed")]
-        source_checks.append(_check("ok", "managed preferences", managed[0] if managed else "none"))
+        source_checks.append(_check("ok", "managed preferences", managed[0] if managed
+                                    else f"none ({managed_mod.where()})"))
         configured = sorted({t for s in found for t in s.tables if t != config_mod.DEFAULTS})
     except CredhelperError as exc:
         source_checks.append(_check("fail", "configuration", exc.message))
@@ -234,6 +236,7 @@ def doctor(app, providers: list[str]) -> dict:
                                    f"{len(entries)} cached, {len(bad)} unreadable"))
     except CredhelperError as exc:
         cache_checks.append(_check("fail", "permissions", exc.message))
+    cache_checks.append(_check(*keyring_backend()))
     sections.append({"title": "cache", "checks": cache_checks})
     return {"sections": sections}
 
@@ -252,6 +255,12 @@ def _doctor_provider(app, name: str) -> dict:
         checks += [_check(*c) for c in run.provider.diagnose(run.request)]
     except CredhelperError as exc:
         checks.append(_check("fail", "backend", exc.message))
+    url_setting = next((s for s in run.provider.settings if s.kind == "url" and run.config.get(s.name)), None)
+    if url_setting is not None:
+        ca = next((run.config.get(s.name) for s in run.provider.settings
+                   if s.kind == "path" and s.name in ("ca_cert", "ca_bundle")), None)
+        checks += probe_backend(run.config[url_setting.name], ca, min(10.0, run.config["timeout"]),
+                                app.clock, f"{url_setting.name}")
     entry = None
     try:
         entry = run.cache.load(name, run.key)
@@ -268,10 +277,150 @@ def _doctor_provider(app, name: str) -> dict:
             ))
         else:
             checks.append(_check("ok", "credential lifetime", format_duration(lifetime)))
-    helper = shutil.which(f"credhelper-{name}") or os.path.join(
-        os.path.dirname(os.path.abspath(sys.argv[0] or "")), f"credhelper-{name}")
-    checks.append(_check("ok", "inferenceCredentialHelper", helper))
+    helper = helper_path(name)
+    exists = os.path.isfile(helper) and os.access(helper, os.X_OK)
+    checks.append(_check("ok" if exists else "warn", "inferenceCredentialHelper",
+                         helper if exists else f"{helper} (not found on this machine: "
+                         "set the absolute path where it is installed)"))
     return {"title": title, "checks": checks}
+
+
+def helper_path(name: str) -> str:
+    """The absolute path to set as inferenceCredentialHelper for this installation."""
+    here = os.path.dirname(os.path.abspath(sys.argv[0] or ""))
+    for candidate in (f"credhelper-{name}", f"credhelper-{name}.exe"):
+        if os.path.isfile(os.path.join(here, candidate)):
+            return os.path.join(here, candidate)
+    found = shutil.which(f"credhelper-{name}")
+    return os.path.abspath(found) if found else os.path.join(here, f"credhelper-{name}")
+
+
+SKEW_WARN = 30  # seconds: JWT validation often allows about this much leeway
+SKEW_FAIL = 300
+
+
+def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting: str) -> list[dict]:
+    """Reachability, TLS certificate and clock skew of the backend at ``url``: one request,
+    whatever it answers (any HTTP status proves the server is there)."""
+    import http.client
+    import ssl
+    from email.utils import parsedate_to_datetime
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    checks = []
+    context = None
+    if parts.scheme == "https":
+        is_dir = bool(ca_file) and os.path.isdir(ca_file)
+        context = ssl.create_default_context(cafile=None if is_dir else ca_file,
+                                             capath=ca_file if is_dir else None)
+    start = time.monotonic()
+    try:
+        if context is not None:
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.request("GET", parts.path or "/", headers={"user-agent": "credhelper-doctor"})
+        sent = clock()
+        response = conn.getresponse()
+        received = clock()
+        cert = conn.sock.getpeercert() if context is not None else None
+        response.read()
+        conn.close()
+    except ssl.SSLCertVerificationError as exc:
+        detail = f"{url}: certificate not trusted: {exc.verify_message or exc.reason}"
+        unverified = _unverified_certificate(host, port, timeout)
+        if unverified:
+            detail += f" ({unverified})"
+        hint = f"set ca_cert to the CA that signed it" if not ca_file else f"ca_cert is {ca_file}"
+        return [_check("fail", "TLS", f"{detail}; {hint}")]
+    except ssl.SSLError as exc:
+        return [_check("fail", "TLS", f"{url}: TLS handshake failed: {exc.reason or exc}")]
+    except (OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+        return [_check("fail", "reachable", f"{url} ({setting}): {reason}")]
+    latency = int((time.monotonic() - start) * 1000)
+    checks.append(_check("ok", "reachable", f"{url} ({setting}): HTTP {response.status} in {latency} ms"))
+    if cert is not None:
+        checks.append(_check(*_certificate_check(cert, clock())))
+    elif parts.scheme == "http":
+        checks.append(_check("ok", "TLS", "none: plain http on loopback"))
+    date = response.getheader("Date")
+    if not date:
+        checks.append(_check("warn", "clock skew", "the backend sent no Date header"))
+    else:
+        try:
+            server = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            checks.append(_check("warn", "clock skew", f"unreadable Date header {date[:40]!r}"))
+        else:
+            # The Date header has one-second resolution; compare with the middle of the exchange.
+            skew = int(round(server - (sent + received) / 2))
+            status = "fail" if abs(skew) >= SKEW_FAIL else "warn" if abs(skew) >= SKEW_WARN else "ok"
+            text = "in step" if skew == 0 else f"this machine is {abs(skew)}s {'behind' if skew > 0 else 'ahead of'} the backend"
+            if status != "ok":
+                text += ": tokens may look expired or not yet valid; fix the system clock (NTP)"
+            checks.append(_check(status, "clock skew", f"{text} (Date: {date})"))
+    return checks
+
+
+def _name(parts) -> str:
+    return ", ".join(f"{k}={v}" for rdn in parts for k, v in rdn)
+
+
+def _certificate_check(cert: dict, now: float) -> tuple[str, str, str]:
+    import ssl
+
+    expires = ssl.cert_time_to_seconds(cert["notAfter"])
+    left = expires - now
+    detail = (f"subject {_name(cert.get('subject', ()))}; issuer {_name(cert.get('issuer', ()))}; "
+              f"expires {_when(expires)} (in {format_duration(left)})" if left > 0 else
+              f"subject {_name(cert.get('subject', ()))}; expired {_when(expires)}")
+    status = "fail" if left <= 0 else "warn" if left < 14 * 86400 else "ok"
+    return status, "TLS certificate", detail
+
+
+def _unverified_certificate(host: str, port: int, timeout: float) -> str | None:
+    """Subject and issuer of a certificate this machine does not trust, for the report."""
+    import socket
+    import ssl
+
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with socket.create_connection((host, port), timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                der = tls.getpeercert(binary_form=True)
+        pem = ssl.DER_cert_to_PEM_cert(der)
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as f:
+            f.write(pem)
+        try:  # the standard library decodes certificates only from a file
+            cert = ssl._ssl._test_decode_cert(f.name)
+        finally:
+            os.unlink(f.name)
+        return f"subject {_name(cert.get('subject', ()))}, issuer {_name(cert.get('issuer', ()))}"
+    except Exception:  # best effort: the failure itself is already reported
+        return None
+
+
+def keyring_backend() -> tuple[str, str, str]:
+    try:
+        import keyring
+    except ImportError:
+        return "warn", "keyring backend", "the keyring library is not installed in this build"
+    try:
+        backend = keyring.get_keyring()
+    except Exception as exc:  # a broken keyring configuration must not break doctor
+        return "fail", "keyring backend", f"{exc.__class__.__name__}: {exc}"
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    usable = "fail" not in name.lower() and "null" not in name.lower()
+    return ("ok" if usable else "warn"), "keyring backend", (
+        f"{name} (priority {getattr(backend, 'priority', '?')})" if usable
+        else f"{name}: no usable OS keyring (cache = \"keyring\" and credhelper-keyring will fail)")
 
 
 def format_doctor(result: dict) -> str:
