@@ -1,0 +1,179 @@
+"""What the azure and oidc backends share: showing a device code to a person, the OAuth
+error codes mapped to the contract's exits, and an https session that honours ca_cert.
+
+Showing the code: on a terminal the code and URL go to stderr. When the app runs the
+helper, stderr is captured and nobody reads it, so the verification page is opened in the
+default browser and the code is shown in a desktop notification or dialog (osascript on
+macOS, PowerShell on Windows, notify-send or zenity on Linux), each started without
+waiting: the helper keeps polling while the person signs in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from credhelper.errors import AccessDenied, BackendUnavailable, LoginRequired
+
+TITLE = "Sign in for Claude"
+
+
+@dataclass
+class Prompt:
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None = None
+    expires_in: float | None = None
+
+    def text(self) -> str:
+        return f"To sign in, open {self.verification_uri} and enter the code {self.user_code}"
+
+
+def stderr_is_terminal(request) -> bool:
+    try:
+        return bool(request.log.stderr.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def present(request, prompt: Prompt) -> str:
+    """Show the code to the person; returns how ("terminal" or "desktop")."""
+    request.log.info(prompt.text())
+    if stderr_is_terminal(request):
+        if prompt.verification_uri_complete:
+            request.log.info(f"(or open {prompt.verification_uri_complete})")
+        request.log.info("waiting for the sign-in to complete...")
+        return "terminal"
+    opened = open_browser(prompt.verification_uri_complete or prompt.verification_uri)
+    shown = notify(f"{prompt.text()}.")
+    request.log.debug(f"no terminal: browser {'opened' if opened else 'not opened'}, "
+                      f"code shown with {shown or 'nothing (no notifier found)'}")
+    return "desktop"
+
+
+def _spawn(argv: list[str], env=None) -> bool:
+    """Start a desktop helper without waiting for it and without a console of its own."""
+    kwargs = {}
+    if os.name == "nt":
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    else:
+        kwargs["start_new_session"] = True
+    try:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env, **kwargs)
+        return True
+    except OSError:
+        return False
+
+
+def open_browser(url: str) -> bool:
+    if urlsplit(url).scheme not in ("https", "http"):  # never hand other schemes to the OS
+        return False
+    if sys.platform == "darwin":
+        return _spawn(["open", url])
+    if os.name == "nt":
+        try:
+            os.startfile(url)  # type: ignore[attr-defined]
+            return True
+        except OSError:
+            return False
+    for tool in (["xdg-open"], ["gio", "open"]):
+        if shutil.which(tool[0]):
+            return _spawn(tool + [url])
+    return False
+
+
+def notify(message: str) -> str | None:
+    """Show ``message`` in a dialog or notification; the name of the tool used, or None.
+
+    The message travels as an argument or variable, never inside script text, so a code
+    or URL can never be read as a command."""
+    if sys.platform == "darwin":
+        script = ['-e', 'on run argv',
+                  '-e', f'display dialog (item 1 of argv) with title "{TITLE}" '
+                        'buttons {"OK"} default button "OK" giving up after 300',
+                  '-e', 'end run']
+        return "osascript" if _spawn(["osascript", *script, message]) else None
+    if os.name == "nt":
+        command = ("Add-Type -AssemblyName PresentationFramework; "
+                   f"[System.Windows.MessageBox]::Show($env:CREDHELPER_PROMPT, '{TITLE}') | Out-Null")
+        env = {**os.environ, "CREDHELPER_PROMPT": message}
+        return "powershell" if _spawn(["powershell", "-NoProfile", "-NonInteractive",
+                                       "-Command", command], env=env) else None
+    if shutil.which("notify-send"):
+        if _spawn(["notify-send", "--app-name=credhelper", "--urgency=critical", TITLE, message]):
+            return "notify-send"
+    if shutil.which("zenity"):
+        if _spawn(["zenity", "--info", f"--title={TITLE}", f"--text={message}", "--no-markup"]):
+            return "zenity"
+    return None
+
+
+# ---------------------------------------------------------------- OAuth errors
+
+PENDING = ("authorization_pending", "slow_down")
+
+
+def oauth_error(error: str | None, description: str | None, where: str, hint: str,
+                during: str = "token"):
+    """The contract's exception for an OAuth error answer (RFC 6749 §5.2, RFC 8628 §3.5).
+
+    ``during`` is "device" (waiting for a person), "refresh" (silent renewal) or "token".
+    """
+    detail = f" ({_short(description)})" if description else ""
+    if error == "access_denied":
+        return AccessDenied(f"the sign-in at {where} was declined{detail}",
+                            hint=f"{hint}, and approve the request")
+    if error == "expired_token":
+        return LoginRequired(f"the sign-in code expired before anyone used it at {where}",
+                             hint=f"{hint}, and enter the code within its lifetime")
+    if error == "invalid_grant" and during == "refresh":
+        return LoginRequired(f"the saved sign-in for {where} has expired or was revoked", hint=hint)
+    if error in ("interaction_required", "login_required", "consent_required"):
+        return LoginRequired(f"{where} asks for a new sign-in{detail}", hint=hint)
+    if error == "invalid_client":
+        return AccessDenied(f"{where} refused the client{detail}",
+                            hint="check client_id and client_secret")
+    if error in ("server_error", "temporarily_unavailable"):
+        return BackendUnavailable(f"{where} is unavailable{detail}")
+    return AccessDenied(f"{where} refused the request: {error or 'error'}{detail}", hint=hint)
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def network_error(exc: Exception, where: str) -> BackendUnavailable:
+    """A connection, TLS or timeout failure as exit 4, with words for the TLS case."""
+    name = exc.__class__.__name__
+    text = str(exc)
+    if "SSL" in name or "CERTIFICATE" in text.upper():
+        return BackendUnavailable(
+            f"TLS verification failed for {where}",
+            hint="set ca_cert (or REQUESTS_CA_BUNDLE) to the CA that signed the server's certificate",
+        )
+    if "Timeout" in name:
+        return BackendUnavailable(f"no answer from {where} within the deadline")
+    return BackendUnavailable(f"cannot reach {where} ({name})",
+                              hint="check the network, the proxy (HTTPS_PROXY) and the address")
+
+
+def session(ca_cert: str | None, base=None, **kwargs):
+    """A requests session (or ``base``, a subclass such as authlib's OAuth2Session) whose
+    ``ca_cert`` wins over REQUESTS_CA_BUNDLE, which requests otherwise lets override
+    ``verify``; proxies from the environment still apply."""
+    import requests
+
+    class Session(base or requests.Session):
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if ca_cert:
+                merged["verify"] = ca_cert
+            return merged
+
+    return Session(**kwargs)

@@ -1,0 +1,420 @@
+"""credhelper-oidc: an access (or ID) token from any OpenID Connect provider.
+
+Endpoints come from the issuer's discovery document. ``grant = device_code`` signs a person
+in with the device flow (interactive context only) and keeps the refresh token in the
+provider's private state (a 0600 file, or the OS keyring with ``cache = "keyring"``); later
+runs renew silently with it. Providers that rotate refresh tokens hand out a new one on
+every renewal: it replaces the old one at once, and the core's lock guarantees that two
+runs never spend the same one. ``client_credentials`` serves machines without a person;
+``refresh_token`` renews a saved or provisioned refresh token and never asks anyone.
+
+authlib and requests are imported inside methods only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from credhelper import jwt
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
+from credhelper.provider import Credential, Provider, Setting
+
+from .device_flow import PENDING, Prompt, network_error, oauth_error, present, session
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+GRANTS = ("device_code", "client_credentials", "refresh_token")
+PERSON_SCOPES = ["openid", "offline_access"]
+MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
+
+
+class OidcProvider(Provider):
+    name = "oidc"
+    summary = "an OpenID Connect provider (Okta, Auth0, Keycloak, Entra, Google, ...)"
+    library = "authlib"
+    can_login = True
+    settings = (
+        Setting("issuer", "url", required=True,
+                help="issuer URL; endpoints come from ISSUER/.well-known/openid-configuration"),
+        Setting("client_id", required=True, help="OAuth client ID"),
+        Setting("client_secret", secret=True,
+                help="confidential clients: file:PATH, env:VARIABLE or keyring:SERVICE/USER "
+                     "(a value in clear works, but doctor warns)"),
+        Setting("scopes", "list", None,
+                help="scopes to request; default: openid offline_access for a person, "
+                     "none for client_credentials"),
+        Setting("audience", help="API the token is for, sent as audience (or resource)"),
+        Setting("audience_param", "choice", "audience", choices=("audience", "resource"),
+                help="how to send audience: Auth0/Okta style, or RFC 8707 resource"),
+        Setting("grant", "choice", "device_code", choices=GRANTS, help="how to get tokens"),
+        Setting("token", "choice", "access", choices=("access", "id"),
+                help="which token to print"),
+        Setting("refresh_token_file", "path",
+                help="grant = refresh_token: file holding the first refresh token"),
+        Setting("ca_cert", "path", credential=False,
+                help="CA certificate (PEM) of the provider; default: REQUESTS_CA_BUNDLE or "
+                     "the system CAs"),
+    )
+
+    # ------------------------------------------------------------ configuration
+
+    def describe(self) -> str:
+        return f"OpenID provider {self.config['issuer']} (client {self.config['client_id']})"
+
+    def _scopes(self) -> list[str]:
+        scopes = self.config.get("scopes")
+        if scopes is not None:
+            return list(scopes)
+        return [] if self.config["grant"] == "client_credentials" else list(PERSON_SCOPES)
+
+    def _extra(self) -> dict:
+        audience = self.config.get("audience")
+        return {self.config["audience_param"]: audience} if audience else {}
+
+    def _state_name(self) -> str:
+        c = self.config
+        parts = [c["issuer"], c["client_id"], " ".join(self._scopes()), c.get("audience") or "",
+                 c["audience_param"]]
+        return "refresh:" + "\0".join(parts)
+
+    def client_secret(self, request) -> str | None:
+        """The secret from where ``client_secret`` points; registered as a secret."""
+        value = self.config.get("client_secret")
+        if not value:
+            return None
+        where = self.config.source("client_secret")
+        kind, _, rest = value.partition(":")
+        if kind == "file" and rest:
+            path = os.path.expanduser(rest)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    secret = f.read().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the client secret file {path}: "
+                                  f"{exc.strerror or exc.__class__.__name__} ({where})") from None
+        elif kind == "env" and rest:
+            secret = os.environ.get(rest, "").strip()
+            if not secret:
+                raise ConfigError(f"the variable {rest} named by client_secret is not set ({where})")
+        elif kind == "keyring" and "/" in rest:
+            service, _, user = rest.partition("/")
+            try:
+                import keyring
+
+                secret = keyring.get_password(service, user)
+            except Exception as exc:  # platform keyring errors come in many types
+                raise BackendUnavailable(f"cannot read the client secret from the keyring: "
+                                         f"{exc.__class__.__name__}") from None
+            if not secret:
+                raise ConfigError(f"no client secret in the keyring for service {service!r}, "
+                                  f"user {user!r} ({where})",
+                                  hint=f"store it: keyring set {service} {user}")
+        else:
+            secret = value
+        if not secret or any(ch in secret for ch in "\r\n\0"):
+            raise ConfigError(f"the client secret ({where}) is empty or spans several lines")
+        request.log.secret(secret)
+        return secret
+
+    # ------------------------------------------------------------ HTTP
+
+    def _session(self, request, secret: str | None):
+        from authlib.integrations.requests_client import OAuth2Session
+
+        return session(
+            self.config.get("ca_cert"), base=OAuth2Session,
+            client_id=self.config["client_id"], client_secret=secret,
+            token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        )
+
+    def _timeout(self, request) -> float:
+        return min(request.remaining(), MAX_CALL)
+
+    def _call(self, request, what: str, fn, *args, **kwargs):
+        """Run one HTTP call; network and TLS failures become exit 4."""
+        import requests
+
+        try:
+            return fn(*args, timeout=self._timeout(request), **kwargs)
+        except requests.exceptions.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status >= 500 or status == 429:
+                raise BackendUnavailable(f"{self.config['issuer']} answered HTTP {status} to {what}") from None
+            raise AccessDenied(f"{self.config['issuer']} refused {what} (HTTP {status})") from None
+        except requests.exceptions.RequestException as exc:
+            raise network_error(exc, self.config["issuer"]) from None
+
+    def discover(self, request, sess) -> dict:
+        issuer = self.config["issuer"]
+        url = issuer + "/.well-known/openid-configuration"
+        response = self._call(request, "discovery", sess.get, url, withhold_token=True)
+        if response.status_code != 200:
+            raise (BackendUnavailable if response.status_code >= 500 else ConfigError)(
+                f"discovery failed: {url} answered HTTP {response.status_code}",
+                hint="check [oidc] issuer")
+        try:
+            doc = response.json()
+        except ValueError:
+            raise ConfigError(f"discovery failed: {url} did not answer JSON",
+                              hint="check [oidc] issuer") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("token_endpoint"), str):
+            raise ConfigError(f"{url} is not an OpenID discovery document (no token_endpoint)")
+        if str(doc.get("issuer", "")).rstrip("/") != issuer:
+            raise ConfigError(f"the discovery document at {url} names another issuer: "
+                              f"{doc.get('issuer')!r}", hint="set [oidc] issuer to that value")
+        return doc
+
+    def _token(self, request, sess, url: str, during: str, **params) -> dict:
+        from authlib.integrations.base_client import OAuthError
+
+        try:
+            token = self._call(request, f"the {params.get('grant_type', 'token')} request",
+                               sess.fetch_token, url, **params)
+        except OAuthError as exc:
+            raise oauth_error(exc.error, exc.description, self.config["issuer"],
+                              self._login_hint(), during) from None
+        for name in ("access_token", "id_token", "refresh_token"):
+            if isinstance(token.get(name), str):
+                request.log.secret(token[name])
+        return dict(token)
+
+    def _login_hint(self) -> str:
+        return "run `credhelper-oidc login`"
+
+    # ------------------------------------------------------------ the run
+
+    def fetch(self, request) -> Credential:
+        secret = self.client_secret(request)
+        if self.config["grant"] == "client_credentials" and not secret:
+            raise ConfigError("grant = client_credentials needs [oidc] client_secret",
+                              hint="client_secret = \"file:/path/to/secret\" (or env:NAME, keyring:SERVICE/USER)")
+        sess = self._session(request, secret)
+        doc = self.discover(request, sess)
+        if self.config["grant"] == "client_credentials":
+            params = {"grant_type": "client_credentials", **self._extra()}
+            if self._scopes():
+                params["scope"] = " ".join(self._scopes())
+            return self._credential(request, self._token(request, sess, doc["token_endpoint"],
+                                                         "token", **params), "client credentials")
+        refresh = self._saved_refresh_token(request)
+        if refresh:
+            try:
+                return self._refresh(request, sess, doc, refresh)
+            except LoginRequired:
+                request.state.delete(self._state_name())
+                if self.config["grant"] != "device_code":
+                    raise
+                request.require_interactive(f"the saved sign-in for {self.config['issuer']} "
+                                            "has expired or was revoked", self._login_hint())
+        elif self.config["grant"] == "refresh_token":
+            raise LoginRequired(f"no refresh token for {self.config['issuer']}",
+                                hint="run `credhelper-oidc login`, or set [oidc] refresh_token_file")
+        request.require_interactive(f"nobody has signed in to {self.config['issuer']} yet",
+                                    self._login_hint())
+        return self._credential(request, self._device_flow(request, sess, doc), "device code sign-in")
+
+    def _saved_refresh_token(self, request) -> str | None:
+        state = request.state.load(self._state_name()) or {}
+        seed_file = self.config.get("refresh_token_file")
+        seed = None
+        if seed_file and self.config["grant"] == "refresh_token":
+            try:
+                with open(seed_file, encoding="utf-8") as f:
+                    seed = f.read().strip() or None
+            except OSError as exc:
+                raise ConfigError(f"cannot read refresh_token_file {seed_file}: "
+                                  f"{exc.strerror or exc.__class__.__name__}") from None
+            request.log.secret(seed)
+        # A provisioned token wins over the saved chain only when it is a new one.
+        if seed and state.get("seed") != _digest(seed):
+            request.log.debug("using the refresh token from refresh_token_file")
+            return seed
+        token = state.get("refresh_token")
+        if isinstance(token, str) and token:
+            request.log.secret(token)
+            return token
+        return None
+
+    def _save(self, request, token: dict, previous: str | None = None) -> None:
+        """Keep the newest refresh token (rotation: the new one replaces the old at once)."""
+        new = token.get("refresh_token") or previous
+        if not new:
+            return
+        doc = {"refresh_token": new, "saved_at": time.time()}
+        seed_file = self.config.get("refresh_token_file")
+        if seed_file and self.config["grant"] == "refresh_token":
+            old = request.state.load(self._state_name()) or {}
+            doc["seed"] = old.get("seed")
+            try:
+                with open(seed_file, encoding="utf-8") as f:
+                    doc["seed"] = _digest(f.read().strip())
+            except OSError:
+                pass
+        if isinstance(token.get("id_token"), str):
+            claims = (jwt.decode(token["id_token"]) or ({}, {}))[1]
+            doc["subject"] = claims.get("email") or claims.get("preferred_username") or claims.get("sub")
+        request.state.save(self._state_name(), doc)
+
+    def _refresh(self, request, sess, doc: dict, refresh: str) -> Credential:
+        params = {"grant_type": "refresh_token", "refresh_token": refresh, **self._extra()}
+        token = self._token(request, sess, doc["token_endpoint"], "refresh", **params)
+        self._save(request, token, previous=refresh)
+        if token.get("refresh_token") and token["refresh_token"] != refresh:
+            request.log.debug("the provider rotated the refresh token; saved the new one")
+        return self._credential(request, token, "refresh token")
+
+    def _device_flow(self, request, sess, doc: dict) -> dict:
+        endpoint = doc.get("device_authorization_endpoint")
+        if not isinstance(endpoint, str):
+            raise ConfigError(f"{self.config['issuer']} offers no device authorization endpoint",
+                              hint="use grant = client_credentials, or a provider with the device flow")
+        data = {"scope": " ".join(self._scopes()), **self._extra()}
+        if not sess.client_secret:
+            data["client_id"] = self.config["client_id"]
+        auth = (self.config["client_id"], sess.client_secret) if sess.client_secret else None
+        response = self._call(request, "the device authorization request", sess.post, endpoint,
+                              data=data, auth=auth, withhold_token=True)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code != 200 or "device_code" not in answer:
+            if response.status_code >= 500:
+                raise BackendUnavailable(f"{self.config['issuer']} answered HTTP "
+                                         f"{response.status_code} to the device authorization request")
+            raise oauth_error(answer.get("error") or f"HTTP {response.status_code}",
+                              answer.get("error_description"), self.config["issuer"],
+                              self._login_hint(), "device")
+        request.log.secret(answer["device_code"])
+        prompt = Prompt(answer.get("user_code", ""), answer.get("verification_uri")
+                        or answer.get("verification_url", ""),
+                        answer.get("verification_uri_complete"), answer.get("expires_in"))
+        present(request, prompt)
+        return self._poll(request, sess, doc["token_endpoint"], answer)
+
+    def _poll(self, request, sess, url: str, answer: dict) -> dict:
+        """Poll the token endpoint until the person is done, within the sign-in deadline."""
+        from authlib.integrations.base_client import OAuthError
+        import requests
+
+        interval = max(float(answer.get("interval") or 5), 0.2)
+        ends = request.login_deadline
+        if answer.get("expires_in"):
+            ends = min(ends, time.monotonic() + float(answer["expires_in"]))
+        while True:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise LoginRequired(f"the sign-in at {self.config['issuer']} was not completed in time",
+                                    hint=f"{self._login_hint()} and finish it within "
+                                         f"{int(self.config['login_timeout'])}s (login_timeout)")
+            try:
+                token = sess.fetch_token(url, grant_type=DEVICE_GRANT, device_code=answer["device_code"],
+                                         timeout=min(left, MAX_CALL), **self._extra())
+            except OAuthError as exc:
+                if exc.error in PENDING:
+                    if exc.error == "slow_down":
+                        interval += 5  # RFC 8628 §3.5
+                    time.sleep(max(0.0, min(interval, ends - time.monotonic())))
+                    continue
+                raise oauth_error(exc.error, exc.description, self.config["issuer"],
+                                  self._login_hint(), "device") from None
+            except requests.exceptions.RequestException as exc:
+                raise network_error(exc, self.config["issuer"]) from None
+            token = dict(token)
+            for name in ("access_token", "id_token", "refresh_token"):
+                if isinstance(token.get(name), str):
+                    request.log.secret(token[name])
+            self._save(request, token)
+            if not token.get("refresh_token"):
+                request.log.warning("the provider issued no refresh token: the next run after "
+                                    "this token expires needs a new sign-in (add offline_access "
+                                    "to scopes?)")
+            return token
+
+    def _credential(self, request, token: dict, how: str) -> Credential:
+        want = "id_token" if self.config["token"] == "id" else "access_token"
+        value = token.get(want)
+        if not isinstance(value, str) or not value:
+            raise AccessDenied(f"{self.config['issuer']} returned no {want.replace('_', ' ')}",
+                               hint="for token = id, include openid in scopes")
+        now = time.time()
+        expires = jwt.expiry(value)
+        if want == "access_token" and isinstance(token.get("expires_in"), (int, float)):
+            from_answer = now + float(token["expires_in"])
+            expires = from_answer if expires is None else min(expires, from_answer)
+        details = {"source": self.describe(), "grant": self.config["grant"], "obtained by": how}
+        return Credential(token=value, expires_at=expires, details=details)
+
+    # ------------------------------------------------------------ login / logout / status / doctor
+
+    def login(self, request) -> None:
+        if self.config["grant"] == "client_credentials":
+            raise ConfigError("grant = client_credentials has no sign-in: the client secret is the login")
+        secret = self.client_secret(request)
+        sess = self._session(request, secret)
+        doc = self.discover(request, sess)
+        request.deadline = request.login_deadline  # a person is waiting: the longer bound
+        self._device_flow(request, sess, doc)
+
+    def logout(self, request) -> None:
+        state = request.state.load(self._state_name()) or {}
+        token = state.get("refresh_token")
+        request.state.delete(self._state_name())
+        if not token:
+            return
+        request.log.secret(token)
+        try:  # revoke when the provider can: a copied state file then dies too
+            secret = self.client_secret(request)
+            sess = self._session(request, secret)
+            endpoint = self.discover(request, sess).get("revocation_endpoint")
+            if endpoint:
+                data = {"token": token, "token_type_hint": "refresh_token"}
+                if not secret:
+                    data["client_id"] = self.config["client_id"]
+                auth = (self.config["client_id"], secret) if secret else None
+                self._call(request, "revocation", sess.post, endpoint, data=data, auth=auth,
+                           withhold_token=True)
+        except (BackendUnavailable, AccessDenied, ConfigError) as exc:
+            request.log.warning(f"signed out locally; could not revoke the refresh token: {exc.message}")
+
+    def status(self, request) -> dict:
+        facts = {"issuer": self.config["issuer"], "grant": self.config["grant"],
+                 "scopes": " ".join(self._scopes()) or "(none)"}
+        if self.config["grant"] != "client_credentials":
+            state = request.state.load(self._state_name()) or {}
+            if state.get("refresh_token"):
+                saved = state.get("saved_at")
+                facts["sign-in"] = (f"saved refresh token for {state.get('subject') or 'unknown user'}"
+                                    + (f", renewed {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(saved))}"
+                                       if isinstance(saved, (int, float)) else ""))
+            else:
+                facts["sign-in"] = "none: run `credhelper-oidc login`"
+        return facts
+
+    def diagnose(self, request) -> list[tuple[str, str, str]]:
+        checks = []
+        value = self.config.get("client_secret")
+        if value and value.partition(":")[0] not in ("file", "env", "keyring"):
+            checks.append(("warn", "client secret",
+                           f"given in clear ({self.config.source('client_secret')}); "
+                           "prefer file:, env: or keyring:"))
+        try:
+            secret = self.client_secret(request)
+            sess = self._session(request, secret)
+            doc = self.discover(request, sess)
+            checks.append(("ok", "discovery", f"{self.config['issuer']}: token endpoint "
+                           f"{doc['token_endpoint']}"))
+            if self.config["grant"] == "device_code" and "device_authorization_endpoint" not in doc:
+                checks.append(("fail", "device flow", "the provider offers no device flow"))
+        except (ConfigError, BackendUnavailable, AccessDenied) as exc:
+            checks.append(("fail", "discovery", exc.message))
+        if self.config["grant"] != "client_credentials":
+            state = request.state.load(self._state_name()) or {}
+            checks.append(("ok", "sign-in", "refresh token saved") if state.get("refresh_token")
+                          else ("warn", "sign-in", "none yet: run `credhelper-oidc login`"))
+        return checks
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:24]

@@ -1,0 +1,185 @@
+// A real OpenID provider for the oidc and azure tests: oidc-provider over https, mounted
+// under /idp (MSAL wants at least one path segment in an authority).
+//
+// Configured by environment: IDP_PORT, IDP_CERT, IDP_KEY (PEM files), IDP_SVC_SECRET (the
+// confidential client's secret), IDP_SHORT_TTL (access-token lifetime of the "-short"
+// clients, seconds). Prints "ready <issuer>" on stdout once listening.
+//
+// The person's side is a tiny form flow a test can drive with one HTTP session:
+// GET /idp/device, post the user code, confirm (or abort), log in, consent (or deny).
+// GET /idp-stats returns counts of token requests by grant type, for the tests.
+import https from 'node:https';
+import fs from 'node:fs';
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.IDP_PORT);
+const prefix = '/idp';
+const issuer = `https://127.0.0.1:${port}${prefix}`;
+const shortTtl = Number(process.env.IDP_SHORT_TTL || 5);
+const GATEWAY = 'https://gateway.example';
+const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
+const stats = {};
+
+const publicClient = (id) => ({
+  client_id: id,
+  token_endpoint_auth_method: 'none',
+  application_type: 'native',
+  grant_types: [DEVICE, 'refresh_token', 'authorization_code'],
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/callback'],
+});
+
+const provider = new Provider(issuer, {
+  clients: [
+    publicClient('cli'),
+    publicClient('cli-short'),
+    {
+      client_id: 'svc',
+      client_secret: process.env.IDP_SVC_SECRET,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'gateway',
+    },
+  ],
+  findAccount: (ctx, sub) => ({
+    accountId: sub,
+    claims: () => ({ sub, email: `${sub}@example.test`, name: sub }),
+  }),
+  claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'gateway'],
+  issueRefreshToken: (ctx, client, code) =>
+    client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    revocation: { enabled: true },
+    deviceFlow: {
+      enabled: true,
+      userCodeInputSource: (ctx, form, out, err) => {
+        ctx.body = `<html><body><p>${err ? 'error' : 'Enter the code'}</p>${form}</body></html>`;
+      },
+      userCodeConfirmSource: (ctx, form, client, info, code) => {
+        ctx.body = `<html><body><p>Confirm ${code}</p>${form}</body></html>`;
+      },
+      successSource: (ctx) => { ctx.body = '<html><body><p>Sign-in Success</p></body></html>'; },
+    },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: (ctx, client, oneOf) => oneOf || GATEWAY,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource, client) => ({
+        scope: 'gateway',
+        audience: resource,
+        accessTokenTTL: client.clientId.endsWith('-short') ? shortTtl : 3600,
+        accessTokenFormat: 'jwt',
+      }),
+    },
+  },
+  ttl: {
+    DeviceCode: 600,
+    IdToken: (ctx, token, client) => (client.clientId.endsWith('-short') ? shortTtl : 3600),
+    RefreshToken: 86400,
+    Grant: 86400,
+    Session: 86400,
+    Interaction: 600,
+    ClientCredentials: 3600,
+  },
+  interactions: { url: (ctx, interaction) => `${prefix}/interaction/${interaction.uid}` },
+  pkce: { required: () => true },
+});
+provider.proxy = false;
+
+// Device authorization answers without interval/message make clients wait 5 s per poll.
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/token' && ctx.method === 'POST') {
+    await next();
+    const grant = ctx.oidc?.params?.grant_type || 'unknown';
+    const key = `${grant}:${ctx.status}`;
+    stats[key] = (stats[key] || 0) + 1;
+    return;
+  }
+  await next();
+  if (ctx.path === '/device/auth' && ctx.body && ctx.body.device_code) {
+    ctx.body.interval = 1;
+    ctx.body.message = `To sign in, open ${ctx.body.verification_uri} and enter the code ${ctx.body.user_code}`;
+  }
+});
+
+function readForm(req) {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    req.on('data', (chunk) => { data += chunk; });
+    req.on('end', () => resolve(Object.fromEntries(new URLSearchParams(data))));
+    req.on('error', reject);
+  });
+}
+
+function page(res, html) {
+  res.writeHead(200, { 'content-type': 'text/html' });
+  res.end(`<html><body>${html}</body></html>`);
+}
+
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) throw new Error('interaction mismatch');
+  const base = `${prefix}/interaction/${uid}`;
+  if (req.method === 'GET') {
+    if (details.prompt.name === 'login') {
+      return page(res, `<form method="post" action="${base}/login">
+        <input name="login"/><input name="password" type="password"/></form>`);
+    }
+    return page(res, `<form method="post" action="${base}/confirm"></form>
+      <form method="post" action="${base}/abort"></form><p>consent</p>`);
+  }
+  const form = await readForm(req);
+  if (action === 'login') {
+    if (!form.login || form.password !== 'correct horse') {
+      return page(res, '<p>wrong password</p>');
+    }
+    return provider.interactionFinished(req, res, { login: { accountId: form.login } },
+      { mergeWithLastSubmission: false });
+  }
+  if (action === 'abort') {
+    return provider.interactionFinished(req, res,
+      { error: 'access_denied', error_description: 'End-User aborted interaction' },
+      { mergeWithLastSubmission: false });
+  }
+  const { prompt: { details: missing }, params, session: { accountId }, grantId } = details;
+  const grant = grantId ? await provider.Grant.find(grantId)
+    : new provider.Grant({ accountId, clientId: params.client_id });
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes || {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const saved = await grant.save();
+  return provider.interactionFinished(req, res, { consent: { grantId: saved } },
+    { mergeWithLastSubmission: true });
+}
+
+const callback = provider.callback();
+const server = https.createServer({
+  cert: fs.readFileSync(process.env.IDP_CERT),
+  key: fs.readFileSync(process.env.IDP_KEY),
+}, async (req, res) => {
+  try {
+    if (req.url === '/idp-stats') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(stats));
+    }
+    const m = req.url.match(/^\/idp\/interaction\/([^/?]+)(?:\/(login|confirm|abort))?/);
+    if (m) return await interaction(req, res, m[1], m[2]);
+    if (req.url.startsWith(prefix)) {
+      req.originalUrl = req.url;
+      req.url = req.url.slice(prefix.length) || '/';
+      return callback(req, res);
+    }
+    res.writeHead(404);
+    res.end();
+  } catch (err) {
+    res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end(String(err));
+  }
+});
+server.listen(port, '127.0.0.1', () => { console.log(`ready ${issuer}`); });
