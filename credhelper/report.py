@@ -365,8 +365,12 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
     return checks
 
 
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+          "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
+
+
 def _name(parts) -> str:
-    return ", ".join(f"{k}={v}" for rdn in parts for k, v in rdn)
+    return ", ".join(f"{_SHORT.get(k, k)}={v}" for rdn in parts for k, v in rdn)
 
 
 def _certificate_check(cert: dict, now: float) -> tuple[str, str, str]:

@@ -1,0 +1,348 @@
+"""``credhelper test-gateway``: get a credential the way the app does, then use it the way
+the app does, and say in plain words what is wrong. The credential is never printed.
+
+Standard library HTTP only (``http.client``), so the umbrella needs nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, CredhelperError
+
+APP_TIMEOUT = 60.0  # the app kills a helper after this long (DESIGN §2)
+HTTP_TIMEOUT = 30.0
+ANTHROPIC_VERSION = "2023-06-01"
+TOOL = {
+    "name": "get_weather",
+    "description": "Current weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                     "required": ["city"]},
+}
+
+
+@dataclass
+class Report:
+    checks: list[dict] = field(default_factory=list)
+    verdict: str = ""
+    exit_code: int = 0
+
+    def add(self, status: str, check: str, detail: str, **extra) -> None:
+        self.checks.append({"status": status, "check": check, "detail": detail, **extra})
+
+
+# ---------------------------------------------------------------- the helper, as the app runs it
+
+
+def helper_command(provider: str) -> list[str]:
+    """The executable the app would be configured with: credhelper-NAME next to this one."""
+    directory = os.path.dirname(os.path.abspath(sys.argv[0] or sys.executable))
+    for candidate in (os.path.join(directory, f"credhelper-{provider}"),
+                      os.path.join(directory, f"credhelper-{provider}.exe")):
+        if os.path.isfile(candidate):
+            return [candidate]
+    import shutil
+
+    found = shutil.which(f"credhelper-{provider}")
+    if found:
+        return [found]
+    # Not installed as a script (e.g. run with python -m): the same code, another door.
+    return [sys.executable, "-m", "credhelper", "get", "--provider", provider]
+
+
+def run_helper(command: list[str], env, timeout: float = APP_TIMEOUT) -> tuple[str, float]:
+    """(credential, seconds) from running the helper with the app's context and timeout."""
+    child_env = dict(env)
+    child_env["CLAUDE_HELPER_CONTEXT"] = "setup-test"
+    child_env.pop("CLAUDE_HELPER_MANUAL_RUN", None)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(command, env=child_env, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BackendUnavailable(f"the helper did not finish within the app's {int(timeout)}s timeout",
+                                 hint="run it by hand with --debug to see where it waits") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot run the helper {command[0]}: {exc.strerror or exc}") from None
+    elapsed = time.monotonic() - start
+    err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode != 0:
+        message = next((l for l in err if ": error: " in l), err[-1] if err else "no message")
+        hint = next((l[len("hint: "):] for l in err if l.startswith("hint: ")), None)
+        cls = {3: CredhelperError, 4: BackendUnavailable, 5: AccessDenied}.get(proc.returncode, ConfigError)
+        error = cls(f"the helper failed (exit {proc.returncode}): {message.split(': error: ', 1)[-1]}", hint)
+        error.exit_code = proc.returncode if proc.returncode in (2, 3, 4, 5) else 1
+        raise error
+    out = proc.stdout.decode("utf-8", "replace")
+    if not out.endswith("\n") or out.count("\n") != 1:
+        raise ConfigError("the helper printed something other than one line on stdout",
+                          hint="the app would send it as the credential; run it with --debug")
+    text = out[:-1]
+    if text.startswith("{"):
+        try:
+            text = json.loads(text)["token"]
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError("the helper printed JSON without a token") from None
+    return text, elapsed
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def _connection(url: str, timeout: float):
+    import http.client
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        import ssl
+
+        return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                           context=ssl.create_default_context())
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
+def _headers(token: str, scheme: str, extra: dict | None = None) -> dict:
+    headers = {"anthropic-version": ANTHROPIC_VERSION, "user-agent": "credhelper-test-gateway"}
+    if scheme == "x-api-key":
+        headers["x-api-key"] = token
+    else:
+        headers["authorization"] = f"Bearer {token}"
+    return {**headers, **(extra or {})}
+
+
+def _describe_error_body(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        error = data.get("error", data)
+        message = error.get("message") if isinstance(error, dict) else error
+        return str(message or "")[:200]
+    except (ValueError, AttributeError):
+        return body[:200].decode("utf-8", "replace").strip()
+
+
+def _network_failure(url: str, exc: Exception) -> BackendUnavailable:
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):
+        return BackendUnavailable(f"TLS with {url} failed: {exc.reason or exc}",
+                                  hint="check the gateway's certificate and the machine's trust store")
+    if isinstance(exc, TimeoutError):
+        return BackendUnavailable(f"{url} did not answer within {int(HTTP_TIMEOUT)}s")
+    reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+    return BackendUnavailable(f"cannot reach the gateway at {url}: {reason}",
+                              hint="check the URL, that the gateway runs, and proxies/firewalls")
+
+
+def check_models(base: str, token: str, scheme: str, report: Report) -> list[str]:
+    url = base + "/v1/models"
+    start = time.monotonic()
+    try:
+        conn = _connection(base, HTTP_TIMEOUT)
+        conn.request("GET", "/" + url.split("/", 3)[3], headers=_headers(token, scheme))
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+    except (OSError, Exception) as exc:  # http.client raises HTTPException subclasses too
+        raise _network_failure(base, exc) from None
+    latency = int((time.monotonic() - start) * 1000)
+    _refused(response.status, body, "GET /v1/models")
+    if response.status == 404:
+        report.add("warn", "GET /v1/models", f"404 in {latency} ms: the gateway lists no models "
+                   "(optional for gateways; pass --model)", status_code=404, latency_ms=latency)
+        return []
+    if response.status != 200:
+        raise _protocol(f"GET /v1/models answered {response.status}: {_describe_error_body(body)}")
+    try:
+        data = json.loads(body)
+        ids = [m["id"] for m in data["data"]]
+    except (ValueError, KeyError, TypeError):
+        raise _protocol("GET /v1/models did not answer with the Anthropic/OpenAI model list "
+                        "({\"data\": [{\"id\": ...}]})") from None
+    report.add("ok", "GET /v1/models", f"200 in {latency} ms: {len(ids)} model(s): "
+               + (", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "") if ids else "none"),
+               status_code=200, latency_ms=latency, models=ids)
+    return ids
+
+
+def _refused(status: int, body: bytes, what: str) -> None:
+    if status in (401, 403):
+        raise AccessDenied(
+            f"{what}: the gateway refused the credential ({status}: {_describe_error_body(body)})",
+            hint="the helper worked but the gateway does not accept what it printed: check "
+                 "--auth-scheme, the audience/role the backend issues, and the gateway's key setup")
+
+
+def _protocol(message: str) -> CredhelperError:
+    error = CredhelperError(message, hint="is this the gateway's base URL (without /v1), and does "
+                                          "it speak the Anthropic Messages API?")
+    error.exit_code = 4
+    return error
+
+
+def check_messages(base: str, token: str, scheme: str, model: str, report: Report) -> None:
+    body = json.dumps({
+        "model": model, "max_tokens": 64, "stream": True, "tools": [TOOL],
+        "messages": [{"role": "user", "content": "What is the weather in Paris? Use the tool."}],
+    }).encode()
+    start = time.monotonic()
+    try:
+        conn = _connection(base, HTTP_TIMEOUT)
+        path = (urlsplit(base).path or "") + "/v1/messages"
+        conn.request("POST", path, body=body,
+                     headers=_headers(token, scheme, {"content-type": "application/json",
+                                                      "accept": "text/event-stream"}))
+        response = conn.getresponse()
+        first = None
+        if response.status != 200:
+            raw = response.read()
+        else:
+            events, first = _read_sse(response, start)
+        conn.close()
+    except (OSError, Exception) as exc:
+        if isinstance(exc, CredhelperError):
+            raise
+        raise _network_failure(base, exc) from None
+    total = int((time.monotonic() - start) * 1000)
+    _refused(response.status, raw if response.status != 200 else b"", "POST /v1/messages")
+    if response.status != 200:
+        raise _protocol(f"POST /v1/messages answered {response.status}: {_describe_error_body(raw)}")
+    kind = response.getheader("content-type", "")
+    if "text/event-stream" not in kind:
+        raise _protocol(f"POST /v1/messages with stream=true answered {kind or 'no content type'}, "
+                        "not an event stream: the app needs streaming")
+    problems, summary = check_event_sequence(events)
+    if problems:
+        raise _protocol("the message stream is not the Anthropic SSE sequence: " + "; ".join(problems))
+    report.add("ok", "POST /v1/messages (stream, tool)",
+               f"200, first event after {first} ms, done in {total} ms: {summary}",
+               status_code=200, latency_ms=total, first_event_ms=first,
+               events=[e for e, _ in events])
+
+
+def _read_sse(response, start: float) -> tuple[list[tuple[str, dict]], int | None]:
+    events, name, data, first = [], None, [], None
+    for raw in response:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if first is None:
+            first = int((time.monotonic() - start) * 1000)
+        if not line:
+            if name or data:
+                try:
+                    payload = json.loads("\n".join(data)) if data else {}
+                except ValueError:
+                    payload = {"_unparsable": True}
+                events.append((name or (payload.get("type") if isinstance(payload, dict) else "") or "", payload))
+            name, data = None, []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+    if name or data:
+        events.append((name or "", json.loads("\n".join(data)) if data else {}))
+    return events, first
+
+
+def check_event_sequence(events: list[tuple[str, dict]]) -> tuple[list[str], str]:
+    """Problems with an Anthropic Messages stream, and a one-line summary of it."""
+    names = [e for e, _ in events if e != "ping"]
+    problems = []
+    if any(p.get("_unparsable") for _, p in events):
+        problems.append("an event's data is not JSON")
+    if "error" in names:
+        err = next(p for e, p in events if e == "error")
+        problems.append(f"the stream reported an error: {_describe_error_body(json.dumps(err).encode())}")
+    if not names or names[0] != "message_start":
+        problems.append(f"first event is {names[0] if names else 'missing'}, not message_start")
+    if not names or names[-1] != "message_stop":
+        problems.append(f"last event is {names[-1] if names else 'missing'}, not message_stop")
+    if "message_delta" not in names:
+        problems.append("no message_delta")
+    open_blocks, kinds, json_deltas = set(), [], 0
+    for name, payload in events:
+        if name == "content_block_start":
+            open_blocks.add(payload.get("index"))
+            kinds.append((payload.get("content_block") or {}).get("type"))
+        elif name == "content_block_delta":
+            if payload.get("index") not in open_blocks:
+                problems.append("a content_block_delta outside its block")
+            if (payload.get("delta") or {}).get("type") == "input_json_delta":
+                json_deltas += 1
+        elif name == "content_block_stop":
+            open_blocks.discard(payload.get("index"))
+    if not kinds:
+        problems.append("no content_block_start")
+    if open_blocks:
+        problems.append("a content block was never stopped")
+    if "tool_use" not in kinds:
+        problems.append("no tool_use block (the app relies on tool use)")
+    elif not json_deltas:
+        problems.append("the tool_use block carried no input_json_delta")
+    stop = next((p.get("delta", {}).get("stop_reason") for e, p in events if e == "message_delta"), None)
+    summary = (f"{len(names)} events, blocks {', '.join(k or '?' for k in kinds)}, "
+               f"{json_deltas} input_json_delta, stop_reason {stop}")
+    return list(dict.fromkeys(problems)), summary
+
+
+# ---------------------------------------------------------------- the whole check
+
+
+def test_gateway(url: str, scheme: str, provider: str, model: str | None, env,
+                 command: list[str] | None = None) -> Report:
+    from credhelper.config import check_url
+
+    try:
+        base = check_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"gateway URL: {exc}") from None
+    if base.endswith("/v1"):
+        base = base[:-3]
+    report = Report()
+    command = command or helper_command(provider)
+    report.add("ok", "inferenceCredentialHelper", " ".join(command))
+    try:
+        token, seconds = run_helper(command, env)
+    except CredhelperError as exc:
+        report.add("fail", "helper", exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
+        report.verdict = "the helper could not get a credential: the gateway was not called"
+        report.exit_code = exc.exit_code
+        return report
+    from credhelper.log import Log
+
+    Log("credhelper").secret(token)  # never printed, even inside an error message
+    report.add("ok", "helper", f"printed a credential in {seconds:.2f}s "
+               f"({len(token)} characters, context setup-test)")
+    try:
+        ids = check_models(base, token, scheme, report)
+        chosen = model or (ids[0] if ids else None)
+        if not chosen:
+            report.add("warn", "POST /v1/messages", "skipped: no --model and no model listed")
+        else:
+            check_messages(base, token, scheme, chosen, report)
+    except CredhelperError as exc:
+        report.add("fail", "gateway", Log.redact(exc.message)
+                   + (f" (hint: {exc.hint})" if exc.hint else ""))
+        kind = ("wrong credential" if isinstance(exc, AccessDenied)
+                else "gateway down" if isinstance(exc, BackendUnavailable)
+                else "wrong protocol")
+        report.verdict = {
+            "wrong credential": "the gateway refused the credential the helper printed",
+            "gateway down": "the gateway could not be reached",
+            "wrong protocol": "the gateway answered, but not as the app needs",
+        }[kind]
+        report.exit_code = exc.exit_code
+        return report
+    report.verdict = "the gateway works with this helper, as the app would use it"
+    return report
+
+
+def format_report(report: Report) -> str:
+    marks = {"ok": "  ok  ", "warn": " warn ", "fail": " FAIL "}
+    lines = [f"[{marks[c['status']]}] {c['check']}: {c['detail']}" for c in report.checks]
+    lines.append(("result: " if report.exit_code == 0 else "problem: ") + report.verdict)
+    return "\n".join(lines)
