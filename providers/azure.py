@@ -1,0 +1,481 @@
+"""credhelper-azure: an access (or ID) token from Microsoft Entra ID (Azure AD) via MSAL.
+
+Silent first: MSAL's token cache (accounts, refresh tokens) is persisted in a protected
+store between runs: the Keychain on macOS, a DPAPI-encrypted file on Windows, the Secret
+Service (GNOME Keyring, KWallet) on Linux. Where none exists, a private 0600 file is used
+only when ``token_cache = "file"`` says so. A person signs in with the device code flow,
+only in the interactive context or with ``credhelper-azure login``; every other context
+gets a token silently or exits 3 at once.
+
+``authority`` may be any Entra authority (sovereign clouds, B2C, CIAM) or, on another
+host, any OpenID Connect issuer (MSAL's ``oidc_authority``). msal, msal-extensions and
+requests are imported inside methods only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from urllib.parse import urlsplit
+
+from credhelper import jwt, securefile
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
+from credhelper.provider import Credential, Provider, Setting
+
+from .device_flow import PENDING, Prompt, network_error, oauth_error, present, session
+
+LOGIN_HINT = "run `credhelper-azure login`"
+# Hosts MSAL treats as Entra authorities; any other host is a generic OpenID issuer.
+ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
+               "login.partner.microsoftonline.cn", "login.microsoftonline.de", "login.windows.net",
+               "login.microsoft.com", "login.sts.microsoft.com")
+ENTRA_SUFFIXES = (".b2clogin.com", ".ciamlogin.com")
+RESERVED_SCOPES = {"openid", "profile", "offline_access"}  # MSAL adds them itself
+SIGN_IN_AGAIN = ("interaction_required", "invalid_grant", "login_required", "consent_required")
+KEYRING_SERVICE = "credhelper-azure"
+MAX_CALL = 15.0
+
+
+class AzureProvider(Provider):
+    name = "azure"
+    summary = "Microsoft Entra ID (Azure AD)"
+    library = "msal"
+    can_login = True
+    settings = (
+        Setting("tenant_id", default="organizations",
+                help="directory (tenant) ID or domain; organizations, common or consumers also work"),
+        Setting("client_id", required=True, help="application (client) ID of the app registration"),
+        Setting("scopes", "list", None,
+                help="scopes of the gateway API, e.g. api://gateway/.default (a list, or one "
+                     "space-separated string)"),
+        Setting("authority", "url",
+                help="default https://login.microsoftonline.com/TENANT_ID; sovereign clouds, "
+                     "B2C, or any OpenID issuer"),
+        Setting("token", "choice", "access", choices=("access", "id"), help="which token to print"),
+        Setting("username", help="which signed-in account to use when several are cached"),
+        Setting("token_cache", "choice", "protected", choices=("protected", "file"),
+                credential=False,
+                help="where MSAL's token cache lives: the OS's protected store, or (only when "
+                     "none exists) a 0600 file in the cache directory"),
+        Setting("ca_cert", "path", credential=False,
+                help="CA certificate (PEM); default: REQUESTS_CA_BUNDLE or the system CAs"),
+    )
+
+    # ------------------------------------------------------------ configuration
+
+    def authority(self) -> tuple[str, bool]:
+        """(authority URL, is it an Entra authority?)"""
+        authority = self.config.get("authority") or (
+            f"https://login.microsoftonline.com/{self.config['tenant_id']}")
+        host = (urlsplit(authority).hostname or "").lower()
+        return authority, host in ENTRA_HOSTS or host.endswith(ENTRA_SUFFIXES)
+
+    def describe(self) -> str:
+        return f"Azure AD {self.authority()[0]} (client {self.config['client_id']})"
+
+    def _scopes(self) -> list[str]:
+        scopes = [s for s in (self.config.get("scopes") or []) if s not in RESERVED_SCOPES]
+        if not scopes and self.config["token"] == "access":
+            raise ConfigError("missing setting [azure] scopes (the gateway API's scope, "
+                              "e.g. api://gateway/.default)",
+                              hint="set it in the config file or as CREDHELPER_AZURE_SCOPES")
+        return scopes
+
+    def _digest(self) -> str:
+        material = f"{self.authority()[0]}\0{self.config['client_id']}"
+        return hashlib.sha256(material.encode()).hexdigest()[:24]
+
+    # ------------------------------------------------------------ the token cache
+
+    def store(self, request) -> "_Store":
+        """Where MSAL's cache is persisted; BackendUnavailable when nowhere safe."""
+        location = os.path.join(request.state.directory, f"azure-msal-{self._digest()}.bin")
+        if self.config["token_cache"] == "file":
+            return _FileStore(location)
+        if sys.platform.startswith("win"):
+            from msal_extensions import FilePersistenceWithDataProtection
+
+            return _ExtensionStore(FilePersistenceWithDataProtection(location),
+                                   f"DPAPI-encrypted file {location}")
+        if sys.platform == "darwin":
+            from msal_extensions import KeychainPersistence
+
+            return _ExtensionStore(KeychainPersistence(location, KEYRING_SERVICE, self._digest()),
+                                   "the macOS Keychain")
+        try:  # libsecret through PyGObject, when the machine has it
+            from msal_extensions import LibsecretPersistence
+
+            persistence = LibsecretPersistence(location, schema_name="credhelper.azure",
+                                               attributes={"cache": self._digest()})
+            return _ExtensionStore(persistence, "the Secret Service (libsecret)")
+        except (ImportError, ValueError):
+            pass
+        return _SecretServiceStore(self._digest())
+
+    def _load(self, request):
+        import msal
+
+        store = self.store(request)
+        cache = msal.SerializableTokenCache()
+        data = store.load()
+        if data:
+            try:
+                cache.deserialize(data)
+            except ValueError:
+                request.log.warning("ignoring a damaged MSAL token cache: sign in again")
+        return cache, store
+
+    def _save(self, request, cache, store) -> None:
+        if cache.has_state_changed:
+            store.save(cache.serialize())
+            cache.has_state_changed = False
+            request.log.debug(f"saved the MSAL token cache to {store.label}")
+
+    def _app(self, request, cache):
+        import msal
+        import requests
+
+        authority, entra = self.authority()
+        kwargs = {"token_cache": cache, "http_client": session(self.config.get("ca_cert")),
+                  "timeout": min(request.remaining(), MAX_CALL)}
+        if entra:
+            kwargs["authority"] = authority
+        else:
+            kwargs["oidc_authority"] = authority
+        try:
+            return msal.PublicClientApplication(self.config["client_id"], **kwargs)
+        except requests.exceptions.RequestException as exc:
+            raise network_error(exc, authority) from None
+        except ValueError as exc:  # MSAL's word for a malformed or unknown authority
+            raise ConfigError(f"[azure] authority {authority}: {exc}"[:300]) from None
+
+    def _msal(self, request, what: str, fn, *args, **kwargs):
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except requests.exceptions.RequestException as exc:
+            raise network_error(exc, self.authority()[0]) from None
+        except ValueError as exc:
+            raise AccessDenied(f"{what} failed: {exc}"[:300]) from None
+
+    # ------------------------------------------------------------ the run
+
+    def fetch(self, request) -> Credential:
+        scopes = self._scopes()
+        cache, store = self._load(request)
+        try:
+            app = self._app(request, cache)
+            result = self._silent(request, app, scopes)
+            if result is None:
+                accounts = self._msal(request, "reading the token cache", app.get_accounts)
+                what = ("the saved Azure AD sign-in needs to be renewed" if accounts
+                        else "nobody has signed in to Azure AD yet")
+                request.require_interactive(what, LOGIN_HINT)
+                result = self._device_flow(request, app, scopes)
+        finally:
+            self._save(request, cache, store)
+        return self._credential(request, result)
+
+    def _account(self, request, app):
+        accounts = self._msal(request, "reading the token cache", app.get_accounts,
+                              username=self.config.get("username"))
+        if len(accounts) > 1:
+            request.log.debug(f"{len(accounts)} accounts cached; using the first (set [azure] "
+                              "username to choose)")
+        return accounts[0] if accounts else None
+
+    def _silent(self, request, app, scopes) -> dict | None:
+        """A token without a person, or None when only a new sign-in can give one."""
+        account = self._account(request, app)
+        if account is None:
+            request.log.debug("no account in the token cache")
+            return None
+        result = self._silent_call(request, app, scopes, account, False)
+        if result is not None and self._remaining(request, app, result, account) < self.config["min_validity"]:
+            request.log.debug("the cached token is too close to expiry: renewing it")
+            result = self._silent_call(request, app, scopes, account, True)
+        if result is not None and self.config["token"] == "id":
+            result = {**result, "id_token": self._id_token(app, result, account)}
+        return result
+
+    def _silent_call(self, request, app, scopes, account, force: bool) -> dict | None:
+        result = self._msal(request, "silent sign-in", app.acquire_token_silent_with_error,
+                            scopes, account=account, force_refresh=force)
+        if result is None:
+            return None
+        self._register(request, result)
+        if "error" in result:
+            if result["error"] in SIGN_IN_AGAIN:
+                request.log.debug(f"the refresh token was refused ({result['error']}): a new sign-in is needed")
+                return None
+            raise oauth_error(result.get("error"), result.get("error_description"),
+                              self.authority()[0], LOGIN_HINT, "refresh")
+        request.log.debug(f"token from {result.get('token_source', 'MSAL')}")
+        return result
+
+    def _id_token(self, app, result, account) -> str | None:
+        """The ID token: in a fresh answer, else the cached one of the account."""
+        if isinstance(result.get("id_token"), str):
+            return result["id_token"]
+        import msal
+
+        found = app.token_cache.search(msal.TokenCache.CredentialType.ID_TOKEN,
+                                       query={"home_account_id": account["home_account_id"]})
+        for item in found:
+            if isinstance(item.get("secret"), str):
+                return item["secret"]
+        return None
+
+    def _remaining(self, request, app, result, account) -> float:
+        if self.config["token"] == "id":
+            token = self._id_token(app, result, account)
+            exp = jwt.expiry(token) if token else None
+            return (exp - time.time()) if exp else 0.0
+        return float(result.get("expires_in") or 0)
+
+    def _device_flow(self, request, app, scopes) -> dict:
+        flow = self._msal(request, "starting the device code sign-in", app.initiate_device_flow,
+                          scopes=scopes)
+        if "user_code" not in flow:
+            raise oauth_error(flow.get("error"), flow.get("error_description"),
+                              self.authority()[0], LOGIN_HINT, "device")
+        request.log.secret(flow.get("device_code"))
+        present(request, Prompt(flow["user_code"], flow.get("verification_uri", ""),
+                                flow.get("verification_uri_complete"), flow.get("expires_in")))
+        # MSAL polls until flow["expires_at"] (wall clock): bound it by the sign-in deadline.
+        flow["expires_at"] = min(float(flow.get("expires_at") or 0) or float("inf"),
+                                 time.time() + max(0.0, request.login_deadline - time.monotonic()))
+        result = self._msal(request, "the device code sign-in", app.acquire_token_by_device_flow, flow)
+        self._register(request, result)
+        if "error" in result:
+            if result["error"] in PENDING:
+                raise LoginRequired("the Azure AD sign-in was not completed in time",
+                                    hint=f"{LOGIN_HINT} and finish it within "
+                                         f"{int(self.config['login_timeout'])}s (login_timeout)")
+            raise oauth_error(result.get("error"), result.get("error_description"),
+                              self.authority()[0], LOGIN_HINT, "device")
+        return result
+
+    @staticmethod
+    def _register(request, result: dict) -> None:
+        for name in ("access_token", "id_token", "refresh_token"):
+            if isinstance(result.get(name), str):
+                request.log.secret(result[name])
+
+    def _credential(self, request, result: dict) -> Credential:
+        claims = result.get("id_token_claims") or {}
+        if self.config["token"] == "id":
+            token = result.get("id_token")
+            expires = jwt.expiry(token) if token else None
+        else:
+            token = result.get("access_token")
+            expires = jwt.expiry(token) if token else None
+            if isinstance(result.get("expires_in"), (int, float)):
+                from_answer = time.time() + float(result["expires_in"])
+                expires = from_answer if expires is None else min(expires, from_answer)
+        if not token:
+            raise AccessDenied(f"Azure AD returned no {self.config['token']} token")
+        details = {"source": self.describe(), "obtained by": result.get("token_source", "MSAL")}
+        who = claims.get("preferred_username") or claims.get("email") or claims.get("sub")
+        if who:
+            details["account"] = who
+        return Credential(token=token, expires_at=expires, details=details)
+
+    # ------------------------------------------------------------ login / logout / status / doctor
+
+    def login(self, request) -> None:
+        scopes = self._scopes()
+        request.deadline = request.login_deadline  # a person is waiting: the longer bound
+        cache, store = self._load(request)
+        try:
+            app = self._app(request, cache)
+            self._device_flow(request, app, scopes)
+        finally:
+            self._save(request, cache, store)
+
+    def logout(self, request) -> None:
+        self.store(request).delete()
+
+    def status(self, request) -> dict:
+        import msal
+
+        facts = {"authority": self.authority()[0], "scopes": " ".join(self.config.get("scopes") or []) or "(none)"}
+        try:
+            cache, store = self._load(request)
+        except BackendUnavailable as exc:
+            return {**facts, "token cache": exc.message}
+        facts["token cache"] = store.label
+        T = msal.TokenCache.CredentialType
+        accounts = list(cache.search(T.ACCOUNT))
+        if not accounts:
+            facts["account"] = "none: run `credhelper-azure login`"
+            return facts
+        account = accounts[0]
+        facts["account"] = account.get("username") or account.get("local_account_id") or "?"
+        facts["tenant"] = account.get("realm") or "?"
+        tokens = [t for t in cache.search(T.ACCESS_TOKEN)
+                  if t.get("home_account_id") == account.get("home_account_id")]
+        for t in tokens:
+            try:
+                left = int(t.get("expires_on", 0)) - int(time.time())
+            except (TypeError, ValueError):
+                continue
+            facts[f"access token ({t.get('target', '')})"] = (
+                f"expires in {left}s" if left > 0 else f"expired {-left}s ago")
+        ids = list(cache.search(T.ID_TOKEN, query={"home_account_id": account.get("home_account_id")}))
+        if ids and isinstance(ids[0].get("secret"), str):
+            decoded = jwt.decode(ids[0]["secret"])
+            if decoded:
+                facts["id token claims"] = {k: v for k, v in decoded[1].items()
+                                            if k in ("iss", "sub", "aud", "exp", "iat", "tid", "oid",
+                                                     "name", "preferred_username", "email")}
+        facts["refresh token"] = "present" if list(cache.search(T.REFRESH_TOKEN)) else "none"
+        return facts
+
+    def diagnose(self, request) -> list[tuple[str, str, str]]:
+        checks = []
+        try:
+            store = self.store(request)
+            store.load()
+            if self.config["token_cache"] == "file":
+                checks.append(("warn", "token cache", f"{store.label}: protected by file "
+                               "permissions only (token_cache = \"file\")"))
+            else:
+                checks.append(("ok", "token cache", store.label))
+        except BackendUnavailable as exc:
+            return [("fail", "token cache", exc.message + "; " + (exc.hint or ""))]
+        try:
+            cache, _ = self._load(request)
+            self._app(request, cache)
+            checks.append(("ok", "authority", f"{self.authority()[0]} answers"))
+            import msal
+
+            has = list(cache.search(msal.TokenCache.CredentialType.ACCOUNT))
+            checks.append(("ok", "sign-in", "an account is saved") if has
+                          else ("warn", "sign-in", "none yet: run `credhelper-azure login`"))
+        except (ConfigError, BackendUnavailable, AccessDenied) as exc:
+            checks.append(("fail", "authority", exc.message))
+        return checks
+
+
+# ---------------------------------------------------------------- token cache stores
+
+
+class _Store:
+    label = ""
+
+    def load(self) -> str | None:
+        raise NotImplementedError
+
+    def save(self, data: str) -> None:
+        raise NotImplementedError
+
+    def delete(self) -> None:
+        raise NotImplementedError
+
+
+class _FileStore(_Store):
+    """token_cache = "file": a private 0600 file, written atomically."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.label = f"private file {path}"
+
+    def load(self):
+        data = securefile.read_private(self.path) if securefile.check_private_dir(
+            os.path.dirname(self.path)) else None
+        return data.decode("utf-8", "replace") if data else None
+
+    def save(self, data):
+        securefile.ensure_private_dir(os.path.dirname(self.path))
+        securefile.write_private(self.path, data.encode())
+
+    def delete(self):
+        securefile.remove(self.path)
+
+
+class _ExtensionStore(_Store):
+    """An msal-extensions persistence: Keychain, DPAPI or libsecret."""
+
+    def __init__(self, persistence, label: str):
+        self.persistence, self.label = persistence, label
+
+    def _fail(self, exc):
+        return BackendUnavailable(f"cannot use {self.label} for the Azure token cache: "
+                                  f"{exc.__class__.__name__}",
+                                  hint='unlock it, or set [azure] token_cache = "file"')
+
+    def load(self):
+        from msal_extensions.persistence import PersistenceNotFound
+
+        try:
+            return self.persistence.load()
+        except PersistenceNotFound:
+            return None
+        except Exception as exc:  # platform store errors come in many types
+            raise self._fail(exc) from None
+
+    def save(self, data):
+        try:
+            self.persistence.save(data)
+        except Exception as exc:
+            raise self._fail(exc) from None
+
+    def delete(self):
+        try:
+            self.persistence.save("{}")
+        except Exception as exc:
+            raise self._fail(exc) from None
+
+
+class _SecretServiceStore(_Store):
+    """Linux without PyGObject: the same Secret Service through the keyring library."""
+
+    label = "the Secret Service (keyring)"
+
+    def __init__(self, name: str):
+        self.name = name
+        import keyring
+        from keyring.backends import fail
+
+        try:
+            self.keyring = keyring.get_keyring()
+        except Exception:
+            self.keyring = None
+        if self.keyring is None or isinstance(self.keyring, fail.Keyring) or not getattr(
+                self.keyring, "backends", [self.keyring]):
+            raise BackendUnavailable(
+                "no protected store for the Azure token cache on this machine (no Secret Service)",
+                hint='run inside a desktop session with GNOME Keyring or KWallet, or set '
+                     '[azure] token_cache = "file" to keep it in a private 0600 file',
+            )
+
+    def _call(self, fn, *args):
+        from keyring.errors import KeyringLocked
+
+        try:
+            return fn(*args)
+        except KeyringLocked:
+            raise LoginRequired("the keyring holding the Azure sign-in is locked",
+                                hint="unlock your keyring (log in to the desktop session)") from None
+        except Exception as exc:
+            raise BackendUnavailable(f"cannot use the Secret Service for the Azure token cache: "
+                                     f"{exc.__class__.__name__}",
+                                     hint='set [azure] token_cache = "file" to use a private file') from None
+
+    def load(self):
+        return self._call(self.keyring.get_password, KEYRING_SERVICE, self.name)
+
+    def save(self, data):
+        self._call(self.keyring.set_password, KEYRING_SERVICE, self.name, data)
+
+    def delete(self):
+        from keyring.errors import PasswordDeleteError
+
+        try:
+            self._call(self.keyring.delete_password, KEYRING_SERVICE, self.name)
+        except (PasswordDeleteError, BackendUnavailable):
+            pass
