@@ -510,6 +510,7 @@ class Vault:
         session = _session(config) if self.address.startswith("https://") else None
         self.client = hvac.Client(
             url=self.address,
+            token="",  # not None: hvac would read VAULT_TOKEN / ~/.vault-token on its own
             namespace=config.get("namespace"),
             session=session,
             timeout=max(0.1, request.deadline - time.monotonic()),

@@ -28,6 +28,8 @@ def test_sealed_server(base_env, fresh_server):
     proc = run("credhelper-vault", env)
     expect_token(proc, VALUE)
     assert "warning: Vault at" in proc.stderr and "is sealed; serving the cached credential" in proc.stderr
+    doctor = run(["credhelper", "doctor", "--provider", "vault"], env)
+    assert doctor.returncode == 2 and "[ FAIL ] vault seal: the server is sealed" in doctor.stdout.decode()
     env["CREDHELPER_CACHE_DIR"] += "-empty"
     failure(run("credhelper-vault", env), 4, "is sealed", "unseal")
 
