@@ -152,3 +152,35 @@ def read_json(path) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         return []
+
+
+def sign_in(args, env, idp: IdP, user: str = "alice", deny_at: str | None = None,
+            timeout: float = 40.0):
+    """Run a helper that starts a device code sign-in; play the person when the code
+    appears (in the recorded desktop notification, else on stderr). Returns the finished
+    process with bytes stdout and str stderr, like ``conftest.run``."""
+    import tempfile
+
+    from conftest import CANARY, script
+
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen([script(args[0])] + list(args[1:]), env=env, stdout=subprocess.PIPE,
+                            stderr=err, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    code = None
+    while code is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        record = ""
+        if env.get("PRESENTER_RECORD") and os.path.exists(env["PRESENTER_RECORD"]):
+            with open(env["PRESENTER_RECORD"]) as f:
+                record = f.read()
+        code = user_code_from(record)
+    if code:
+        approve(idp, code, user=user, deny_at=deny_at)
+    out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    err.seek(0)
+    proc.stdout = out
+    proc.stderr = err.read().decode("utf-8", "replace")
+    proc.user_code = code
+    assert CANARY not in proc.stderr, "a secret reached stderr"
+    return proc

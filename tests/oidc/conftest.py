@@ -1,0 +1,69 @@
+"""Fixtures for the oidc and azure backends: one real OpenID provider (oidc-provider on
+Node, https with a trustme CA) for the session, and a helper environment per test whose
+desktop tools (xdg-open, notify-send) are recorders, so no browser ever opens.
+
+A fixture that cannot start the provider fails the tests (pytest.fail), never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from conftest import CANARY
+from .idpkit import IdP
+
+SVC_SECRET = "svc-" + CANARY
+
+RECORDER = """#!/bin/sh
+printf '%s\\n' "$(basename "$0") $*" >> "$PRESENTER_RECORD"
+"""
+
+
+@pytest.fixture(scope="session")
+def idp(tmp_path_factory):
+    server = IdP(tmp_path_factory.mktemp("idp"), SVC_SECRET, short_ttl=5)
+    try:
+        server.start()
+    except Exception as exc:  # node, npm or the package missing must fail loudly in CI
+        pytest.fail(f"cannot start the OpenID provider: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def idp_env(base_env, idp, tmp_path):
+    """base_env trusting the provider's CA, with recording desktop tools first on PATH."""
+    env = dict(base_env)
+    bin_dir = tmp_path / "desktop-bin"
+    bin_dir.mkdir()
+    for tool in ("xdg-open", "notify-send", "zenity", "gio"):
+        path = bin_dir / tool
+        path.write_text(RECORDER)
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    env["PRESENTER_RECORD"] = str(tmp_path / "presented.txt")
+    env["REQUESTS_CA_BUNDLE"] = idp.ca_pem
+    env.pop("SSL_CERT_FILE", None)
+    return env
+
+
+@pytest.fixture
+def oidc_env(idp_env, idp):
+    env = dict(idp_env)
+    env["CREDHELPER_OIDC_ISSUER"] = idp.issuer
+    env["CREDHELPER_OIDC_CLIENT_ID"] = "cli"
+    return env
+
+
+@pytest.fixture
+def azure_env(idp_env, idp, keyring_session):
+    env = dict(idp_env)
+    env["DBUS_SESSION_BUS_ADDRESS"] = keyring_session["DBUS_SESSION_BUS_ADDRESS"]
+    env["XDG_RUNTIME_DIR"] = keyring_session["XDG_RUNTIME_DIR"]
+    env["CREDHELPER_AZURE_AUTHORITY"] = idp.issuer
+    env["CREDHELPER_AZURE_CLIENT_ID"] = "cli"
+    env["CREDHELPER_AZURE_SCOPES"] = "gateway"
+    return env
