@@ -279,8 +279,8 @@ class VaultProvider(Provider):
         raise ConfigError(f"unknown auth method {auth!r}")
 
     def _prompt_password(self, request, auth: str, username: str) -> str:
-        hint = (f"run `credhelper-vault login` in a terminal, or set [vault] password_env "
-                f"or password_file for unattended use")
+        hint = ("run `credhelper-vault login` in a terminal, or set [vault] password_env "
+                "or password_file for unattended use")
         what = f"Vault {auth} login for {username!r} needs a password"
         if self.config.get("password_env"):
             what += f" ({self.config['password_env']} is not set)"

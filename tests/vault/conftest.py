@@ -101,8 +101,6 @@ def _tokenreview_stub(expected_token: str):
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     import trustme
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
 
     d = str(tmp_path_factory.mktemp("openbao"))
     p = lambda name: os.path.join(d, name)  # noqa: E731
