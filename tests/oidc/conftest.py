@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from conftest import CANARY
+from conftest import CANARY, run
 from .idpkit import IdP
 
 SVC_SECRET = "svc-" + CANARY
@@ -66,4 +66,8 @@ def azure_env(idp_env, idp, keyring_session):
     env["CREDHELPER_AZURE_AUTHORITY"] = idp.issuer
     env["CREDHELPER_AZURE_CLIENT_ID"] = "cli"
     env["CREDHELPER_AZURE_SCOPES"] = "gateway"
+    # The keyring outlives a test: start each one signed out, through the product's logout.
+    for client in ("cli", "cli-short"):
+        out = run(["credhelper-azure", "logout"], {**env, "CREDHELPER_AZURE_CLIENT_ID": client})
+        assert out.returncode == 0, out.stderr
     return env

@@ -163,6 +163,8 @@ def sign_in(args, env, idp: IdP, user: str = "alice", deny_at: str | None = None
 
     from conftest import CANARY, script
 
+    record_path = env.get("PRESENTER_RECORD")
+    seen = os.path.getsize(record_path) if record_path and os.path.exists(record_path) else 0
     err = tempfile.TemporaryFile()
     proc = subprocess.Popen([script(args[0])] + list(args[1:]), env=env, stdout=subprocess.PIPE,
                             stderr=err, stdin=subprocess.DEVNULL)
@@ -171,8 +173,9 @@ def sign_in(args, env, idp: IdP, user: str = "alice", deny_at: str | None = None
     while code is None and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
         record = ""
-        if env.get("PRESENTER_RECORD") and os.path.exists(env["PRESENTER_RECORD"]):
-            with open(env["PRESENTER_RECORD"]) as f:
+        if record_path and os.path.exists(record_path):
+            with open(record_path) as f:
+                f.seek(seen)  # only what this run showed
                 record = f.read()
         code = user_code_from(record)
     if code:
