@@ -166,3 +166,50 @@ def test_login_then_logout_revokes(oidc_env, idp):
     answer = s.post(f"{idp.issuer}/token", data={"grant_type": "refresh_token", "client_id": "cli",
                                                  "refresh_token": refresh}, timeout=10)
     assert answer.json().get("error") == "invalid_grant"
+
+
+def test_on_a_terminal_the_code_goes_to_stderr_and_nothing_pops_up(oidc_env, idp):
+    import pty
+    import subprocess
+    import threading
+
+    from conftest import script
+
+    from .idpkit import approve, user_code_from
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([script("credhelper-oidc")], env=oidc_env, stdout=subprocess.PIPE,
+                            stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    seen = []
+
+    def person():
+        text = ""
+        while user_code_from(text) is None:
+            try:
+                chunk = os.read(master, 4096).decode(errors="replace")
+            except OSError:
+                return
+            if not chunk:
+                return
+            text += chunk
+        seen.append(text)
+        approve(idp, user_code_from(text))
+
+    thread = threading.Thread(target=person, daemon=True)
+    thread.start()
+    out, _ = proc.communicate(timeout=40)
+    thread.join(5)
+    os.close(master)
+    assert proc.returncode == 0 and out.endswith(b"\n") and out.count(b"\n") == 1
+    assert seen and f"open {idp.issuer}/device and enter the code" in seen[0]
+    assert not os.path.exists(oidc_env["PRESENTER_RECORD"])  # a terminal: no browser, no popup
+
+
+def test_a_sign_in_nobody_completes_ends_at_the_login_deadline(oidc_env):
+    env = interactive(oidc_env, CREDHELPER_OIDC_LOGIN_TIMEOUT="3s", CREDHELPER_OIDC_TIMEOUT="2s")
+    start = time.monotonic()
+    proc = run(["credhelper-oidc"], env)
+    elapsed = time.monotonic() - start
+    assert_failure(proc, 3, "not completed in time", "login_timeout")
+    assert 2.5 < elapsed < 6, elapsed
