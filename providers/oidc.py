@@ -52,6 +52,10 @@ class OidcProvider(Provider):
                 help="which token to print"),
         Setting("refresh_token_file", "path",
                 help="grant = refresh_token: file holding the first refresh token"),
+        Setting("login_flow", "choice", "auto", choices=("auto", "browser", "device"),
+                credential=False,
+                help="how `login` signs in: a browser with a loopback redirect (authorization "
+                     "code + PKCE), the device code, or auto (browser when a desktop is there)"),
         Setting("ca_cert", "path", credential=False,
                 help="CA certificate (PEM) of the provider; default: REQUESTS_CA_BUNDLE or "
                      "the system CAs"),
@@ -355,6 +359,15 @@ class OidcProvider(Provider):
         sess = self._session(request, secret)
         doc = self.discover(request, sess)
         request.deadline = request.login_deadline  # a person is waiting: the longer bound
+        flow = self.config["login_flow"]
+        if flow == "auto":
+            flow = "browser" if doc.get("authorization_endpoint") and _has_desktop() else "device"
+        if flow == "browser":
+            from .loopback import browser_sign_in
+
+            token = browser_sign_in(self, request, sess, doc)
+            self._save(request, token)
+            return
         self._device_flow(request, sess, doc)
 
     def logout(self, request) -> None:
@@ -414,6 +427,17 @@ class OidcProvider(Provider):
             checks.append(("ok", "sign-in", "refresh token saved") if state.get("refresh_token")
                           else ("warn", "sign-in", "none yet: run `credhelper-oidc login`"))
         return checks
+
+
+def _has_desktop() -> bool:
+    """Can a browser be opened for the person at this machine? (Not over plain SSH.)"""
+    import shutil
+    import sys
+
+    if sys.platform == "darwin" or os.name == "nt":
+        return "SSH_CONNECTION" not in os.environ
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and bool(
+        shutil.which("xdg-open") or shutil.which("gio"))
 
 
 def _digest(value: str) -> str:

@@ -187,3 +187,21 @@ def sign_in(args, env, idp: IdP, user: str = "alice", deny_at: str | None = None
     proc.user_code = code
     assert CANARY not in proc.stderr, "a secret reached stderr"
     return proc
+
+
+def approve_in_browser(idp: IdP, url: str, user: str = "alice") -> str:
+    """Play the browser for an authorization request: log in, consent, and follow the
+    redirect to the helper's loopback address. Returns the last page's text."""
+    s = idp.session()
+    page = s.get(url, timeout=10)
+    for _ in range(4):
+        login = re.search(r'action="([^"]+/login)"', page.text)
+        confirm = re.search(r'action="([^"]+/confirm)"', page.text)
+        if login:
+            page = s.post(_abs(idp, login.group(1)), data={"login": user, "password": PASSWORD},
+                          timeout=10)
+        elif confirm:
+            page = s.post(_abs(idp, confirm.group(1)), timeout=10)
+        else:
+            break
+    return page.text

@@ -213,3 +213,30 @@ def test_a_sign_in_nobody_completes_ends_at_the_login_deadline(oidc_env):
     elapsed = time.monotonic() - start
     assert_failure(proc, 3, "not completed in time", "login_timeout")
     assert 2.5 < elapsed < 6, elapsed
+
+
+def test_login_in_the_browser_with_pkce_and_a_loopback_redirect(oidc_env, idp):
+    import re
+    import subprocess
+
+    from conftest import script
+
+    from .idpkit import approve_in_browser
+
+    env = {**oidc_env, "DISPLAY": ":99"}  # a desktop: login picks the browser
+    proc = subprocess.Popen([script("credhelper-oidc"), "login"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    url = None
+    deadline = time.monotonic() + 20
+    while url is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        if os.path.exists(env["PRESENTER_RECORD"]):
+            with open(env["PRESENTER_RECORD"]) as f:
+                m = re.search(r"xdg-open (\S+)", f.read())
+            url = m and m.group(1)
+    assert url and "code_challenge_method=S256" in url and "redirect_uri=http%3A%2F%2F127.0.0.1" in url
+    assert "You are signed in" in approve_in_browser(idp, url, user="dave")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and out == b"", err
+    token = token_of(run(["credhelper-oidc"], {**oidc_env, "CLAUDE_HELPER_CONTEXT": "background"}))
+    assert jwt.decode(token)[1]["sub"] == "dave"
