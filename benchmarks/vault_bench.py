@@ -14,6 +14,10 @@ machine noise hits every case alike:
   makes);
 - ``python -c pass``, the interpreter alone, for scale;
 
+- with ``--binary PATH`` (repeatable; e.g. the one-folder and one-file builds from
+  ``scripts/build-binaries --layout both vault``): that binary's cache hit against the
+  same ``bao kv get`` (target <= 0.60x);
+
 and the peak RSS of one cache hit (``getrusage(RUSAGE_CHILDREN)`` of a parent that ran
 only that child; target <= 30 MiB). Prints a markdown table: median, p10-p90, ratios.
 """
@@ -90,6 +94,8 @@ def spread(samples: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--binary", action="append", default=[],
+                        help="a built credhelper-vault binary to time on a cache hit too")
     args = parser.parse_args()
     runs = max(5, args.runs)
     helper, bao = helper_path(), bao_binary()
@@ -133,6 +139,11 @@ def main() -> int:
                                          CREDHELPER_CACHE_DIR=os.path.join(work, f"missd-{i}")),
                 VALUE.encode() + b"\n"),
         }
+        for path in args.binary:
+            folder = os.path.isdir(os.path.join(os.path.dirname(path), "_internal"))
+            layout = "one-folder" if folder else "one-file"
+            cases[f"binary ({layout}), cache hit"] = (
+                [path], lambda i: hit_env, VALUE.encode() + b"\n")
         timed([helper], hit_env)  # warm the cache and the snapshot
         samples: dict[str, list[float]] = {name: [] for name in cases}
         for i in range(runs + 2):  # two warm-up rounds: page cache, server's first requests
@@ -157,6 +168,7 @@ def main() -> int:
     ref_hit = med["bao kv get -field=token (Go)"]
     ref_miss = med["minimal hvac script (miss reference)"]
     ratio = {
+        **{name: (med[name] / ref_hit, "bao", 0.60) for name in cases if name.startswith("binary")},
         "credhelper-vault, cache hit": (med["credhelper-vault, cache hit"] / ref_hit, "bao", 0.30),
         "credhelper-vault, cache miss, kv_version = 2": (
             med["credhelper-vault, cache miss, kv_version = 2"] / ref_miss, "hvac script", 1.2),
