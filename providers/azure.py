@@ -164,8 +164,13 @@ class AzureProvider(Provider):
     # ------------------------------------------------------------ the run
 
     def fetch(self, request) -> Credential:
+        import msal
+
         scopes = self._scopes()
         cache, store = self._load(request)
+        if not list(cache.search(msal.TokenCache.CredentialType.ACCOUNT)):
+            # No saved sign-in: a background run ends here, before any network call.
+            request.require_interactive("nobody has signed in to Azure AD yet", LOGIN_HINT)
         try:
             app = self._app(request, cache)
             result = self._silent(request, app, scopes)

@@ -193,15 +193,24 @@ class OidcProvider(Provider):
         if self.config["grant"] == "client_credentials" and not secret:
             raise ConfigError("grant = client_credentials needs [oidc] client_secret",
                               hint="client_secret = \"file:/path/to/secret\" (or env:NAME, keyring:SERVICE/USER)")
-        sess = self._session(request, secret)
-        doc = self.discover(request, sess)
         if self.config["grant"] == "client_credentials":
+            sess = self._session(request, secret)
+            doc = self.discover(request, sess)
             params = {"grant_type": "client_credentials", **self._extra()}
             if self._scopes():
                 params["scope"] = " ".join(self._scopes())
             return self._credential(request, self._token(request, sess, doc["token_endpoint"],
                                                          "token", **params), "client credentials")
+        # Without a saved sign-in a background run ends here, before any network call.
         refresh = self._saved_refresh_token(request)
+        if not refresh:
+            if self.config["grant"] == "refresh_token":
+                raise LoginRequired(f"no refresh token for {self.config['issuer']}",
+                                    hint="run `credhelper-oidc login`, or set [oidc] refresh_token_file")
+            request.require_interactive(f"nobody has signed in to {self.config['issuer']} yet",
+                                        self._login_hint())
+        sess = self._session(request, secret)
+        doc = self.discover(request, sess)
         if refresh:
             try:
                 return self._refresh(request, sess, doc, refresh)
@@ -211,11 +220,6 @@ class OidcProvider(Provider):
                     raise
                 request.require_interactive(f"the saved sign-in for {self.config['issuer']} "
                                             "has expired or was revoked", self._login_hint())
-        elif self.config["grant"] == "refresh_token":
-            raise LoginRequired(f"no refresh token for {self.config['issuer']}",
-                                hint="run `credhelper-oidc login`, or set [oidc] refresh_token_file")
-        request.require_interactive(f"nobody has signed in to {self.config['issuer']} yet",
-                                    self._login_hint())
         return self._credential(request, self._device_flow(request, sess, doc), "device code sign-in")
 
     def _saved_refresh_token(self, request) -> str | None:

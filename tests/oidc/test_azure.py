@@ -82,5 +82,5 @@ def test_id_token_logout_and_denial(azure_env, idp):
 
 
 def test_the_wrong_ca_exits_4(azure_env, idp):
-    env = {**azure_env, "REQUESTS_CA_BUNDLE": idp.wrong_ca_pem, "CLAUDE_HELPER_CONTEXT": "background"}
+    env = {**azure_env, "REQUESTS_CA_BUNDLE": idp.wrong_ca_pem, "CLAUDE_HELPER_CONTEXT": "interactive"}
     assert_failure(run(["credhelper-azure"], env), 4, "TLS verification failed")

@@ -18,6 +18,20 @@ from .conftest import SVC_SECRET
 from .idpkit import sign_in
 
 BACKGROUND = ["mid-session-refresh", "scheduled-task", "setup-test", "background"]
+HEAVY = ("authlib", "requests", "msal", "msal_extensions", "urllib3", "click")
+
+
+def heavy_imports(name: str, env) -> tuple[int, list[str]]:
+    """(exit code, heavy modules imported) of one run under python -X importtime."""
+    import subprocess
+    import sys
+
+    from conftest import script
+
+    p = subprocess.run([sys.executable, "-X", "importtime", script(name)], env=env,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    modules = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
+    return p.returncode, sorted(m for m in modules if m.split(".")[0] in HEAVY)
 
 
 def token_of(proc) -> str:
@@ -60,6 +74,7 @@ def test_first_sign_in_shows_the_code_on_the_desktop_then_renews_silently(oidc_e
     # A later background run needs nobody: the cached credential, then the refresh token.
     again = run(["credhelper-oidc"], {**oidc_env, "CLAUDE_HELPER_CONTEXT": "background"})
     assert token_of(again) == token
+    assert heavy_imports("credhelper-oidc", oidc_env) == (0, [])  # the cache hit stays light
     drop_cached(oidc_env)
     before = idp.refreshes()
     renewed = run(["credhelper-oidc", "--debug"], {**oidc_env, "CLAUDE_HELPER_CONTEXT": "background"})
@@ -81,6 +96,8 @@ def test_every_background_context_exits_3_at_once_without_a_sign_in(provider, oi
         elapsed = time.monotonic() - start
         assert_failure(proc, 3, f"credhelper-{provider} login")
         assert elapsed < 2.0, (extra, elapsed)
+    if provider == "oidc":  # no saved sign-in: no network, not even the HTTP libraries
+        assert heavy_imports("credhelper-oidc", {**env, "CLAUDE_HELPER_CONTEXT": "background"}) == (3, [])
     assert not os.path.exists(env["PRESENTER_RECORD"]), "a background run showed a prompt"
 
 
@@ -143,8 +160,14 @@ def test_a_wrong_client_secret_exits_5(oidc_env):
 
 
 def test_the_wrong_ca_exits_4(oidc_env, idp):
-    env = {**oidc_env, "REQUESTS_CA_BUNDLE": idp.wrong_ca_pem, "CLAUDE_HELPER_CONTEXT": "background"}
-    assert_failure(run(["credhelper-oidc"], env), 4, "TLS verification failed", "ca_cert")
+    token_of(sign_in(["credhelper-oidc"], interactive(oidc_env), idp))
+    drop_cached(oidc_env)
+    wrong = {**oidc_env, "REQUESTS_CA_BUNDLE": idp.wrong_ca_pem}
+    for extra in ({"CLAUDE_HELPER_CONTEXT": "background"}, {"CLAUDE_HELPER_CONTEXT": "interactive"}):
+        assert_failure(run(["credhelper-oidc"], {**wrong, **extra}), 4, "TLS verification failed",
+                       "ca_cert")
+    # ca_cert names the right CA and wins over the variable.
+    token_of(run(["credhelper-oidc"], {**wrong, "CREDHELPER_OIDC_CA_CERT": idp.ca_pem}))
 
 
 def test_login_then_logout_revokes(oidc_env, idp):
