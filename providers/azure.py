@@ -341,26 +341,31 @@ class AzureProvider(Provider):
         return facts
 
     def diagnose(self, request) -> list[tuple[str, str, str]]:
+        import msal
+
         checks = []
+        cache = msal.SerializableTokenCache()
         try:
             store = self.store(request)
-            store.load()
+            data = store.load()
+            if data:
+                cache.deserialize(data)
             if self.config["token_cache"] == "file":
                 checks.append(("warn", "token cache", f"{store.label}: protected by file "
                                "permissions only (token_cache = \"file\")"))
             else:
                 checks.append(("ok", "token cache", store.label))
-        except BackendUnavailable as exc:
-            return [("fail", "token cache", exc.message + "; " + (exc.hint or ""))]
-        try:
-            cache, _ = self._load(request)
-            self._app(request, cache)
-            checks.append(("ok", "authority", f"{self.authority()[0]} answers"))
-            import msal
-
             has = list(cache.search(msal.TokenCache.CredentialType.ACCOUNT))
             checks.append(("ok", "sign-in", "an account is saved") if has
                           else ("warn", "sign-in", "none yet: run `credhelper-azure login`"))
+        except (BackendUnavailable, LoginRequired, ValueError) as exc:
+            message = getattr(exc, "message", str(exc))
+            hint = getattr(exc, "hint", None)
+            checks.append(("fail", "token cache", message + (f"; {hint}" if hint else "")))
+        try:
+            self._scopes()
+            self._app(request, cache)
+            checks.append(("ok", "authority", f"{self.authority()[0]} answers"))
         except (ConfigError, BackendUnavailable, AccessDenied) as exc:
             checks.append(("fail", "authority", exc.message))
         return checks
