@@ -56,8 +56,9 @@ def helper_command(provider: str) -> list[str]:
     return [sys.executable, "-m", "credhelper", "get", "--provider", provider]
 
 
-def run_helper(command: list[str], env, timeout: float = APP_TIMEOUT) -> tuple[str, float]:
-    """(credential, seconds) from running the helper with the app's context and timeout."""
+def run_helper(command: list[str], env, timeout: float = APP_TIMEOUT) -> tuple[str, dict, float]:
+    """(credential, headers, seconds) from running the helper with the app's context and
+    timeout."""
     child_env = dict(env)
     child_env["CLAUDE_HELPER_CONTEXT"] = "setup-test"
     child_env.pop("CLAUDE_HELPER_MANUAL_RUN", None)
@@ -75,21 +76,22 @@ def run_helper(command: list[str], env, timeout: float = APP_TIMEOUT) -> tuple[s
     if proc.returncode != 0:
         message = next((l for l in err if ": error: " in l), err[-1] if err else "no message")
         hint = next((l[len("hint: "):] for l in err if l.startswith("hint: ")), None)
-        cls = {3: CredhelperError, 4: BackendUnavailable, 5: AccessDenied}.get(proc.returncode, ConfigError)
-        error = cls(f"the helper failed (exit {proc.returncode}): {message.split(': error: ', 1)[-1]}", hint)
-        error.exit_code = proc.returncode if proc.returncode in (2, 3, 4, 5) else 1
+        error = CredhelperError(
+            f"the helper failed (exit {proc.returncode}): {message.split(': error: ', 1)[-1]}", hint)
+        error.exit_code = proc.returncode if proc.returncode in (2, 3, 4, 5) else 1  # pass it on
         raise error
     out = proc.stdout.decode("utf-8", "replace")
     if not out.endswith("\n") or out.count("\n") != 1:
         raise ConfigError("the helper printed something other than one line on stdout",
                           hint="the app would send it as the credential; run it with --debug")
-    text = out[:-1]
+    text, headers = out[:-1], {}
     if text.startswith("{"):
         try:
-            text = json.loads(text)["token"]
+            data = json.loads(text)
+            text, headers = data["token"], dict(data.get("headers") or {})
         except (ValueError, KeyError, TypeError):
             raise ConfigError("the helper printed JSON without a token") from None
-    return text, elapsed
+    return text, headers, elapsed
 
 
 # ---------------------------------------------------------------- HTTP
@@ -107,7 +109,12 @@ def _connection(url: str, timeout: float):
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
 
+def _path(base: str, suffix: str) -> str:
+    return (urlsplit(base).path or "").rstrip("/") + suffix
+
+
 def _headers(token: str, scheme: str, extra: dict | None = None) -> dict:
+    """What the app sends: the credential per the auth scheme, plus the helper's headers."""
     headers = {"anthropic-version": ANTHROPIC_VERSION, "user-agent": "credhelper-test-gateway"}
     if scheme == "x-api-key":
         headers["x-api-key"] = token
@@ -139,16 +146,17 @@ def _network_failure(url: str, exc: Exception) -> BackendUnavailable:
                               hint="check the URL, that the gateway runs, and proxies/firewalls")
 
 
-def check_models(base: str, token: str, scheme: str, report: Report) -> list[str]:
-    url = base + "/v1/models"
+def check_models(base: str, token: str, scheme: str, extra: dict, report: Report) -> list[str]:
+    import http.client
+
     start = time.monotonic()
     try:
         conn = _connection(base, HTTP_TIMEOUT)
-        conn.request("GET", "/" + url.split("/", 3)[3], headers=_headers(token, scheme))
+        conn.request("GET", _path(base, "/v1/models"), headers=_headers(token, scheme, extra))
         response = conn.getresponse()
         body = response.read()
         conn.close()
-    except (OSError, Exception) as exc:  # http.client raises HTTPException subclasses too
+    except (OSError, http.client.HTTPException) as exc:  # OSError covers TLS and timeouts
         raise _network_failure(base, exc) from None
     latency = int((time.monotonic() - start) * 1000)
     _refused(response.status, body, "GET /v1/models")
@@ -185,7 +193,10 @@ def _protocol(message: str) -> CredhelperError:
     return error
 
 
-def check_messages(base: str, token: str, scheme: str, model: str, report: Report) -> None:
+def check_messages(base: str, token: str, scheme: str, extra: dict, model: str,
+                   report: Report) -> None:
+    import http.client
+
     body = json.dumps({
         "model": model, "max_tokens": 64, "stream": True, "tools": [TOOL],
         "messages": [{"role": "user", "content": "What is the weather in Paris? Use the tool."}],
@@ -193,9 +204,8 @@ def check_messages(base: str, token: str, scheme: str, model: str, report: Repor
     start = time.monotonic()
     try:
         conn = _connection(base, HTTP_TIMEOUT)
-        path = (urlsplit(base).path or "") + "/v1/messages"
-        conn.request("POST", path, body=body,
-                     headers=_headers(token, scheme, {"content-type": "application/json",
+        conn.request("POST", _path(base, "/v1/messages"), body=body,
+                     headers=_headers(token, scheme, {**extra, "content-type": "application/json",
                                                       "accept": "text/event-stream"}))
         response = conn.getresponse()
         first = None
@@ -204,9 +214,7 @@ def check_messages(base: str, token: str, scheme: str, model: str, report: Repor
         else:
             events, first = _read_sse(response, start)
         conn.close()
-    except (OSError, Exception) as exc:
-        if isinstance(exc, CredhelperError):
-            raise
+    except (OSError, http.client.HTTPException) as exc:
         raise _network_failure(base, exc) from None
     total = int((time.monotonic() - start) * 1000)
     _refused(response.status, raw if response.status != 200 else b"", "POST /v1/messages")
@@ -227,24 +235,32 @@ def check_messages(base: str, token: str, scheme: str, model: str, report: Repor
 
 def _read_sse(response, start: float) -> tuple[list[tuple[str, dict]], int | None]:
     events, name, data, first = [], None, [], None
+
+    def flush():
+        try:
+            payload = json.loads("\n".join(data)) if data else {}
+        except ValueError:
+            payload = {"_unparsable": True}
+        if not isinstance(payload, dict):
+            payload = {"_unparsable": True}
+        events.append((name or payload.get("type") or "", payload))
+
     for raw in response:
+        if time.monotonic() - start > 2 * HTTP_TIMEOUT:  # a stream that never ends
+            raise _protocol(f"the message stream did not end within {int(2 * HTTP_TIMEOUT)}s")
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if first is None:
             first = int((time.monotonic() - start) * 1000)
         if not line:
             if name or data:
-                try:
-                    payload = json.loads("\n".join(data)) if data else {}
-                except ValueError:
-                    payload = {"_unparsable": True}
-                events.append((name or (payload.get("type") if isinstance(payload, dict) else "") or "", payload))
+                flush()
             name, data = None, []
         elif line.startswith("event:"):
             name = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].strip())
     if name or data:
-        events.append((name or "", json.loads("\n".join(data)) if data else {}))
+        flush()
     return events, first
 
 
@@ -306,7 +322,7 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env,
     command = command or helper_command(provider)
     report.add("ok", "inferenceCredentialHelper", " ".join(command))
     try:
-        token, seconds = run_helper(command, env)
+        token, extra, seconds = run_helper(command, env)
     except CredhelperError as exc:
         report.add("fail", "helper", exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
         report.verdict = "the helper could not get a credential: the gateway was not called"
@@ -316,14 +332,15 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env,
 
     Log("credhelper").secret(token)  # never printed, even inside an error message
     report.add("ok", "helper", f"printed a credential in {seconds:.2f}s "
-               f"({len(token)} characters, context setup-test)")
+               f"({len(token)} characters, context setup-test)"
+               + (f", headers {', '.join(sorted(extra))}" if extra else ""))
     try:
-        ids = check_models(base, token, scheme, report)
+        ids = check_models(base, token, scheme, extra, report)
         chosen = model or (ids[0] if ids else None)
         if not chosen:
             report.add("warn", "POST /v1/messages", "skipped: no --model and no model listed")
         else:
-            check_messages(base, token, scheme, chosen, report)
+            check_messages(base, token, scheme, extra, chosen, report)
     except CredhelperError as exc:
         report.add("fail", "gateway", Log.redact(exc.message)
                    + (f" (hint: {exc.hint})" if exc.hint else ""))

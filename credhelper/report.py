@@ -422,9 +422,10 @@ def keyring_backend() -> tuple[str, str, str]:
         return "fail", "keyring backend", f"{exc.__class__.__name__}: {exc}"
     name = f"{type(backend).__module__}.{type(backend).__name__}"
     usable = "fail" not in name.lower() and "null" not in name.lower()
-    return ("ok" if usable else "warn"), "keyring backend", (
+    # Only cache = "keyring" and credhelper-keyring need one; their own checks fail loudly.
+    return "ok", "keyring backend", (
         f"{name} (priority {getattr(backend, 'priority', '?')})" if usable
-        else f"{name}: no usable OS keyring (cache = \"keyring\" and credhelper-keyring will fail)")
+        else f"{name}: no usable OS keyring (needed only for cache = \"keyring\" and credhelper-keyring)")
 
 
 def format_doctor(result: dict) -> str:

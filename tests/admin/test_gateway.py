@@ -118,3 +118,17 @@ def test_a_helper_that_fails_stops_before_the_gateway(keyring_env, gateway):
 def test_bad_urls_are_usage_errors(keyring_env):
     p = run(["credhelper", "test-gateway", "http://gateway.example.com", "--provider", "keyring"], keyring_env)
     assert p.returncode == 2 and "plain http" in p.stderr and p.stdout == b""
+
+
+def test_fed_by_vault_over_tls(base_env, gateway, tls_bao):
+    """The other real backend: credhelper-vault reads the gateway key from OpenBao (https,
+    test CA) and test-gateway uses it as the app would."""
+    tls_bao.client().secrets.kv.v2.create_or_update_secret("gateway", secret={"key": CANARY})
+    env = {**base_env, "VAULT_ADDR": tls_bao.tls_address, "VAULT_CACERT": tls_bao.ca_pem,
+           "VAULT_TOKEN": "root", "CREDHELPER_VAULT_SECRET": "secret/gateway",
+           "CREDHELPER_VAULT_FIELD": "key"}
+    p = run(["credhelper", "test-gateway", gateway.url, "--provider", "vault",
+             "--auth-scheme", "x-api-key"], env, timeout=120)
+    out = p.stdout.decode()
+    assert p.returncode == 0, (out, p.stderr)
+    assert "credhelper-vault" in out and "result: the gateway works" in out and CANARY not in out
