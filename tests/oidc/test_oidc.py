@@ -263,3 +263,21 @@ def test_login_in_the_browser_with_pkce_and_a_loopback_redirect(oidc_env, idp):
     assert proc.returncode == 0 and out == b"", err
     token = token_of(run(["credhelper-oidc"], {**oidc_env, "CLAUDE_HELPER_CONTEXT": "background"}))
     assert jwt.decode(token)[1]["sub"] == "dave"
+
+
+def test_a_provisioned_refresh_token_is_renewed_and_its_rotations_kept(oidc_env, idp, tmp_path):
+    token_of(sign_in(["credhelper-oidc"], interactive(oidc_env), idp))
+    [provisioned] = state_tokens(oidc_env)
+    seed = tmp_path / "refresh-token"
+    seed.write_text(provisioned + "\n")
+    # Another machine: no sign-in of its own, only the provisioned token; never asks anyone.
+    other = {**oidc_env, "CREDHELPER_CACHE_DIR": str(tmp_path / "other-cache"),
+             "CREDHELPER_OIDC_GRANT": "refresh_token",
+             "CREDHELPER_OIDC_REFRESH_TOKEN_FILE": str(seed),
+             "CREDHELPER_OIDC_MIN_VALIDITY": "2h", "CLAUDE_HELPER_CONTEXT": "background"}
+    runs = [run(["credhelper-oidc", "--debug"], other) for _ in range(3)]
+    assert len({token_of(p) for p in runs}) == 3  # each renewed with the newest rotation
+    assert all(provisioned not in p.stderr for p in runs)
+    seed.write_text("not-a-valid-token\n")  # a replaced file wins over the saved chain
+    drop_cached(other)  # else the still-valid cached credential is served (stale-if-error)
+    assert_failure(run(["credhelper-oidc"], other), 3, "expired or was revoked")
