@@ -308,11 +308,15 @@ class OidcProvider(Provider):
 
         interval = max(float(answer.get("interval") or 5), 0.2)
         ends = request.login_deadline
-        if answer.get("expires_in"):
-            ends = min(ends, time.monotonic() + float(answer["expires_in"]))
+        code_ends = time.monotonic() + float(answer.get("expires_in") or 0)
+        if answer.get("expires_in") and code_ends < ends:
+            ends = code_ends
         while True:
             left = ends - time.monotonic()
             if left <= 0:
+                if ends == code_ends:  # the provider would now answer expired_token
+                    raise oauth_error("expired_token", None, self.config["issuer"],
+                                      self._login_hint(), "device")
                 raise LoginRequired(f"the sign-in at {self.config['issuer']} was not completed in time",
                                     hint=f"{self._login_hint()} and finish it within "
                                          f"{int(self.config['login_timeout'])}s (login_timeout)")

@@ -281,3 +281,18 @@ def test_a_provisioned_refresh_token_is_renewed_and_its_rotations_kept(oidc_env,
     seed.write_text("not-a-valid-token\n")  # a replaced file wins over the saved chain
     drop_cached(other)  # else the still-valid cached credential is served (stale-if-error)
     assert_failure(run(["credhelper-oidc"], other), 3, "expired or was revoked")
+
+
+def test_with_cache_keyring_the_refresh_token_lives_in_the_keyring(oidc_env, idp, keyring_session):
+    env = {**oidc_env, "CREDHELPER_OIDC_CACHE": "keyring",
+           "DBUS_SESSION_BUS_ADDRESS": keyring_session["DBUS_SESSION_BUS_ADDRESS"],
+           "XDG_RUNTIME_DIR": keyring_session["XDG_RUNTIME_DIR"],
+           # a scope of its own, so this test's state never meets another's in the keyring
+           "CREDHELPER_OIDC_SCOPES": "openid offline_access profile email"}
+    first = token_of(sign_in(["credhelper-oidc"], interactive(env), idp))
+    assert state_tokens(env) == []  # nothing on disk
+    before = idp.refreshes()
+    bg = {**env, "CLAUDE_HELPER_CONTEXT": "background", "CREDHELPER_OIDC_MIN_VALIDITY": "2h"}
+    assert token_of(run(["credhelper-oidc"], bg)) != first
+    assert idp.refreshes() == before + 1
+    assert run(["credhelper-oidc", "logout"], env).returncode == 0
