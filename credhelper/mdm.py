@@ -185,15 +185,25 @@ def build(base_url: str, helper: str | None, windows_helper: str | None, auth_sc
         raise ConfigError(f"Windows inferenceCredentialHelper: {problem[1]}",
                           hint="give --windows-helper C:\\...\\credhelper-NAME.exe")
 
-    tables: dict[str, dict[str, str]] = {}
-    if provider:
-        tables, lifetime_warning = _current_settings(provider, env, ttl)
-        if lifetime_warning:
-            warnings.append(lifetime_warning)
+    given: dict[str, dict[str, str]] = {}
     for item in settings:
         table, key, value = _parse_set(item)
         _check_helper_setting(table, key, value, f"--set {table}.{key}")
-        tables.setdefault(table, {})[key] = value
+        given.setdefault(table, {})[key] = value
+    tables: dict[str, dict[str, str]] = {}
+    if provider:
+        from credhelper.config import env_name
+
+        # The --set values take part in resolving the provider (a required address given
+        # only on the command line is enough), and are written in their own tables below.
+        overlay = dict(env)
+        overlay.update({env_name(t, k): v for t, values in given.items() for k, v in values.items()})
+        skip = set(given.get(provider, {})) | set(given.get("defaults", {}))
+        tables, lifetime_warning = _current_settings(provider, overlay, ttl, skip)
+        if lifetime_warning:
+            warnings.append(lifetime_warning)
+    for table, values in given.items():
+        tables.setdefault(table, {}).update(values)
     if mac == MAC_HELPER.format(name) and not helper:
         warnings.append(f"macOS helper path: {mac} (the README's install location)")
     if win == WINDOWS_HELPER.format(name) and not windows_helper:
@@ -257,14 +267,14 @@ def _as_string(value: object) -> str:
     return str(value)
 
 
-def _current_settings(provider: str, env, ttl: int | None):
+def _current_settings(provider: str, env, ttl: int | None, skip: set[str]):
     """The provider's settings that the current configuration sets, as strings."""
     from credhelper import config as config_mod, registry
 
     conf = config_mod.load(registry.load(provider), env)
     table: dict[str, str] = {}
     for name, value in conf.values.items():
-        if value.source == "default" or value.value is None:
+        if value.source == "default" or value.value is None or name in skip:
             continue
         if value.setting.secret:
             raise ConfigError(

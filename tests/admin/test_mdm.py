@@ -196,3 +196,11 @@ def test_lint_rejects_unreadable_input_in_one_line(base_env, tmp_path):
     bad_reg = tmp_path / "x.reg"
     bad_reg.write_bytes("REGEDIT4\r\n".encode("utf-16"))
     assert_failure(run(["credhelper", "mdm", "lint", str(bad_reg)], base_env), 2, "Windows Registry Editor")
+
+
+def test_set_values_complete_the_provider_configuration(base_env, tmp_path):
+    """A required setting given only with --set is enough to resolve the provider."""
+    out, _ = export(tmp_path, "--provider", "vault", "--set", "vault.address=https://vault.example.com",
+                    "--set", "vault.auth=jwt", env=base_env)
+    helper = plistlib.loads((out / "claude-gateway.mobileconfig").read_bytes())["PayloadContent"][1]
+    assert helper["vault"] == {"address": "https://vault.example.com", "auth": "jwt"}
