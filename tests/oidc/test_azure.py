@@ -5,6 +5,7 @@ token cache in a real GNOME Keyring, or in the 0600 file fallback."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
 
@@ -59,7 +60,7 @@ def test_the_file_fallback_only_when_configured(azure_env, idp):
     [path] = msal_files(env)
     assert os.stat(path).st_mode & 0o777 == 0o600
     with open(path) as f:
-        refresh = [v["secret"] for v in __import__("json").load(f)["RefreshToken"].values()]
+        refresh = [v["secret"] for v in json.load(f)["RefreshToken"].values()]
     drop_cached(env, "azure")
     again = run(["credhelper-azure", "--debug"], {**env, "CLAUDE_HELPER_CONTEXT": "background"})
     assert token_of(again) == token
