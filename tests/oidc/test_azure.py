@@ -4,6 +4,7 @@ token cache in a real GNOME Keyring, or in the 0600 file fallback."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import json
 import os
@@ -85,3 +86,17 @@ def test_id_token_logout_and_denial(azure_env, idp):
 def test_the_wrong_ca_exits_4(azure_env, idp):
     env = {**azure_env, "REQUESTS_CA_BUNDLE": idp.wrong_ca_pem, "CLAUDE_HELPER_CONTEXT": "interactive"}
     assert_failure(run(["credhelper-azure"], env), 4, "TLS verification failed")
+
+
+def test_ten_concurrent_renewals_each_use_the_newest_refresh_token(azure_env, idp):
+    token_of(sign_in(["credhelper-azure"], interactive(azure_env), idp))
+    # min_validity above the token's lifetime: every run renews through MSAL, one after
+    # the other under the core's lock, each saving the rotated refresh token for the next.
+    env = {**azure_env, "CLAUDE_HELPER_CONTEXT": "background", "CREDHELPER_AZURE_MIN_VALIDITY": "2h"}
+    stats = idp.stats()
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        tokens = [token_of(p) for p in pool.map(lambda _: run(["credhelper-azure"], env), range(10))]
+    assert len(set(tokens)) == 10
+    after = idp.stats()
+    assert after.get("refresh_token:200", 0) - stats.get("refresh_token:200", 0) == 10
+    assert after.get("refresh_token:400", 0) == stats.get("refresh_token:400", 0)
