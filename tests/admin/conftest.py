@@ -34,14 +34,16 @@ def litellm_python() -> str:
     large, about 750 MB, and kept apart from the package's own environment)."""
     venv = _cache_root() / "litellm-venv"
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    probe = [str(python), "-c", "import litellm.proxy.proxy_server"]
-    if python.exists() and subprocess.run(probe, capture_output=True, timeout=120).returncode == 0:
+    # The folder appears only by a rename after a complete install, so its existence is
+    # enough (importing LiteLLM to check would cost seconds on every run); a damaged one
+    # makes the proxy fail to start, which fails loudly with its log.
+    if python.exists():
         return str(python)
     from filelock import FileLock
 
     venv.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(venv) + ".lock"):
-        if python.exists() and subprocess.run(probe, capture_output=True, timeout=120).returncode == 0:
+        if python.exists():
             return str(python)
         staging = venv.with_name(venv.name + ".new")
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(staging)], check=True)
