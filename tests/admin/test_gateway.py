@@ -38,11 +38,15 @@ def test_a_working_gateway_with_both_auth_schemes(keyring_env, gateway, scheme):
 
 
 def test_json_report_lists_models_and_events(keyring_env, gateway):
+    """Also: a helper that prints the JSON form ({token, headers}) is handled as the app
+    handles it: the token is the credential, the headers go along."""
     store(keyring_env, CANARY)
+    keyring_env["CREDHELPER_KEYRING_HEADERS"] = '{"X-Team": "ml"}'
     p, out = check_gateway(keyring_env, gateway.url, "--model", "test-model", "--json")
     report = json.loads(out)
-    assert p.returncode == 0 and report["exit_code"] == 0
+    assert p.returncode == 0 and report["exit_code"] == 0, out
     by_name = {c["check"]: c for c in report["checks"]}
+    assert "headers X-Team" in by_name["helper"]["detail"]
     assert by_name["GET /v1/models"]["models"] == ["test-model", "plain-model"]
     events = by_name["POST /v1/messages (stream, tool)"]["events"]
     assert events[0] == "message_start" and events[-1] == "message_stop"
