@@ -333,7 +333,7 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
         unverified = _unverified_certificate(host, port, timeout)
         if unverified:
             detail += f" ({unverified})"
-        hint = f"set ca_cert to the CA that signed it" if not ca_file else f"ca_cert is {ca_file}"
+        hint = "set ca_cert to the CA that signed it" if not ca_file else f"ca_cert is {ca_file}"
         return [_check("fail", "TLS", f"{detail}; {hint}")]
     except ssl.SSLError as exc:
         return [_check("fail", "TLS", f"{url}: TLS handshake failed: {exc.reason or exc}")]
