@@ -24,7 +24,8 @@ from credhelper import jwt, securefile
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import PENDING, Prompt, network_error, oauth_error, present, session
+from .device_flow import (PENDING, Prompt, network_error, oauth_error, present,
+                          remember_token_secrets, session)
 
 LOGIN_HINT = "run `credhelper-azure login`"
 # Hosts MSAL treats as Entra authorities; any other host is a generic OpenID issuer.
@@ -266,9 +267,7 @@ class AzureProvider(Provider):
 
     @staticmethod
     def _register(request, result: dict) -> None:
-        for name in ("access_token", "id_token", "refresh_token"):
-            if isinstance(result.get(name), str):
-                request.log.secret(result[name])
+        remember_token_secrets(request, result)
 
     def _credential(self, request, result: dict) -> Credential:
         claims = result.get("id_token_claims") or {}

@@ -33,6 +33,14 @@ class Prompt:
         return f"To sign in, open {self.verification_uri} and enter the code {self.user_code}"
 
 
+def remember_token_secrets(request, token: dict) -> dict:
+    """Register every token of an OAuth answer as a secret (masked in every log line)."""
+    for name in ("access_token", "id_token", "refresh_token"):
+        if isinstance(token.get(name), str):
+            request.log.secret(token[name])
+    return token
+
+
 def stderr_is_terminal(request) -> bool:
     try:
         return bool(request.log.stderr.isatty())

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from credhelper.errors import BackendUnavailable, LoginRequired
 
-from .device_flow import network_error, oauth_error, open_browser
+from .device_flow import network_error, oauth_error, open_browser, remember_token_secrets
 
 DONE_PAGE = (b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Signed in</title></head>"
              b"<body><p>You are signed in. You can close this tab.</p></body></html>")
@@ -90,8 +90,4 @@ def browser_sign_in(provider, request, sess, doc: dict) -> dict:
                           "run `credhelper-oidc login` again", "device") from None
     except requests.exceptions.RequestException as exc:
         raise network_error(exc, provider.config["issuer"]) from None
-    token = dict(token)
-    for name in ("access_token", "id_token", "refresh_token"):
-        if isinstance(token.get(name), str):
-            request.log.secret(token[name])
-    return token
+    return remember_token_secrets(request, dict(token))

@@ -21,7 +21,8 @@ from credhelper import jwt
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import PENDING, Prompt, network_error, oauth_error, present, session
+from .device_flow import (PENDING, Prompt, network_error, oauth_error, present,
+                          remember_token_secrets, session)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
@@ -178,10 +179,7 @@ class OidcProvider(Provider):
         except OAuthError as exc:
             raise oauth_error(exc.error, exc.description, self.config["issuer"],
                               self._login_hint(), during) from None
-        for name in ("access_token", "id_token", "refresh_token"):
-            if isinstance(token.get(name), str):
-                request.log.secret(token[name])
-        return dict(token)
+        return remember_token_secrets(request, dict(token))
 
     def _login_hint(self) -> str:
         return "run `credhelper-oidc login`"
@@ -333,10 +331,7 @@ class OidcProvider(Provider):
                                   self._login_hint(), "device") from None
             except requests.exceptions.RequestException as exc:
                 raise network_error(exc, self.config["issuer"]) from None
-            token = dict(token)
-            for name in ("access_token", "id_token", "refresh_token"):
-                if isinstance(token.get(name), str):
-                    request.log.secret(token[name])
+            token = remember_token_secrets(request, dict(token))
             self._save(request, token)
             if not token.get("refresh_token"):
                 request.log.warning("the provider issued no refresh token: the next run after "
