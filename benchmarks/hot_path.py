@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess

@@ -102,7 +102,7 @@ def _login_commands(provider: str):
     @click.command("login")
     @click.pass_obj
     def login(app: App):
-        """Sign in now (device code or browser), then cache the credential."""
+        """Sign in now (device code or browser); later runs use the sign-in silently."""
         run = app.prepare(provider)
         run.request.interactive = True  # asked for by a person, so a sign-in may start
         run.provider.login(run.request)

@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 
-from credhelper import __version__, config as config_mod, context, jwt, paths, registry, securefile
+from credhelper import __version__, config as config_mod, context, jwt, registry, securefile
 from credhelper import managed as managed_mod
 from credhelper.cache import FileCache, SUFFIX
 from credhelper.durations import format_duration
@@ -259,8 +259,12 @@ def _doctor_provider(app, name: str) -> dict:
     if url_setting is not None:
         ca = next((run.config.get(s.name) for s in run.provider.settings
                    if s.kind == "path" and s.name in ("ca_cert", "ca_bundle")), None)
+        ca_source = "ca_cert"
+        if not ca and app.env.get("REQUESTS_CA_BUNDLE"):
+            # Without ca_cert the backends (requests) trust REQUESTS_CA_BUNDLE: so do we.
+            ca, ca_source = app.env["REQUESTS_CA_BUNDLE"], "REQUESTS_CA_BUNDLE"
         checks += probe_backend(run.config[url_setting.name], ca, min(10.0, run.config["timeout"]),
-                                app.clock, f"{url_setting.name}")
+                                app.clock, f"{url_setting.name}", ca_source)
     entry = None
     try:
         entry = run.cache.load(name, run.key)
@@ -299,7 +303,8 @@ SKEW_WARN = 30  # seconds: JWT validation often allows about this much leeway
 SKEW_FAIL = 300
 
 
-def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting: str) -> list[dict]:
+def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting: str,
+                  ca_source: str = "ca_cert") -> list[dict]:
     """Reachability, TLS certificate and clock skew of the backend at ``url``: one request,
     whatever it answers (any HTTP status proves the server is there)."""
     import http.client
@@ -333,7 +338,9 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
         unverified = _unverified_certificate(host, port, timeout)
         if unverified:
             detail += f" ({unverified})"
-        hint = "set ca_cert to the CA that signed it" if not ca_file else f"ca_cert is {ca_file}"
+        hint = "set ca_cert to the CA that signed it"
+        if ca_file:
+            hint += f" ({ca_source} is {ca_file})"
         return [_check("fail", "TLS", f"{detail}; {hint}")]
     except ssl.SSLError as exc:
         return [_check("fail", "TLS", f"{url}: TLS handshake failed: {exc.reason or exc}")]

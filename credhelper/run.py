@@ -192,7 +192,7 @@ def hit(provider: str, env, clock, log: Log) -> str | None:
 
 
 def get(provider_name: str, env, stdin, stderr, clock, log: Log) -> str:
-    from credhelper.cache import Entry, Lock, open_cache
+    from credhelper.cache import Entry, Lock
 
     run = Run.prepare(provider_name, env, stdin, stderr, log)
     conf, cache, key = run.config, run.cache, run.key

@@ -39,7 +39,7 @@ def _check(path: str, st: os.stat_result, kind: str) -> None:
     if uid is not None and st.st_uid != uid:
         raise CacheError(
             f"refusing {kind} {path}: owned by uid {st.st_uid}, not by you (uid {uid})",
-            hint=f"remove it, or set CREDHELPER_CACHE_DIR to a directory of your own",
+            hint="remove it, or set CREDHELPER_CACHE_DIR to a directory of your own",
         )
     wanted = 0o700 if kind == "directory" else 0o600
     if st.st_mode & 0o077:

@@ -444,10 +444,7 @@ class VaultProvider(Provider):
         except ConfigError as exc:
             checks.append(("fail", "vault target", exc.message))
         vault = Vault(self.config, request)
-        address = self.config["address"]
-        if address.startswith("https://"):
-            checks.append(_tls_check(vault, address))
-        try:
+        try:  # reachability and TLS are doctor's generic checks; here: what Vault says
             health = vault.health()
         except BackendUnavailable as exc:
             return checks + [("fail", "vault reachable", exc.message)]
@@ -675,29 +672,6 @@ def _pem_directory(directory: str) -> str:
     if not found:
         raise ConfigError(f"the CA directory {directory} holds no PEM certificate")
     return "\n".join(found)
-
-
-def _tls_check(vault: Vault, address: str) -> tuple[str, str, str]:
-    """Subject, issuer and expiry of the server certificate, verified as a run would."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(address)
-    adapter = vault.client.adapter.session.get_adapter(address)
-    context = adapter.poolmanager.connection_pool_kw.get("ssl_context")
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 443),
-                                      timeout=min(5.0, vault.request.remaining())) as sock:
-            with context.wrap_socket(sock, server_hostname=parts.hostname) as tls:
-                cert = tls.getpeercert()
-    except Exception as exc:  # ssl, socket and DNS errors come in many types
-        return ("fail", "vault tls", _tls_reason(exc))
-
-    def name(field):
-        return ", ".join(f"{k}={v}" for rdn in cert.get(field, ()) for k, v in rdn)
-
-    return ("ok", "vault tls", f"subject {name('subject')}; issuer {name('issuer')}; "
-            f"expires {cert.get('notAfter')}")
 
 
 # ---------------------------------------------------------------- small helpers

@@ -164,7 +164,7 @@ def test_doctor_reports_tls_seal_and_token(base_env, lab):
     proc = run(["credhelper", "doctor", "--provider", "vault"], env)
     out = proc.stdout.decode()
     assert proc.returncode == 0, out + proc.stderr
-    assert "vault tls: subject" in out and "vault reachable: 2." in out and "unsealed" in out
+    assert "TLS certificate: subject" in out and "vault reachable: 2." in out and "unsealed" in out
     assert "policies default, gateway-read" in out
     assert token not in out and token not in proc.stderr
 
