@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from services import stop_process
+
 # Test the installed package, never the source folder: `python -m pytest` puts the
 # repository root on sys.path, where credhelper/ lacks its installed providers/ subpackage.
 REPO = Path(__file__).resolve().parent.parent
@@ -189,11 +191,7 @@ def keyring_session(tmp_path_factory):
             pytest.fail(f"gnome-keyring did not come up: {p.stdout} {p.stderr}")
         time.sleep(0.1)
     yield {**variables, "KEYRING_HOME": str(home)}
-    keyring.terminate()
-    try:
-        keyring.wait(5)
-    except subprocess.TimeoutExpired:
-        keyring.kill()
+    stop_process(keyring, grace=5)
     os.kill(dbus_pid, signal.SIGTERM)
 
 

@@ -24,6 +24,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from services import stop_process
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -83,13 +85,7 @@ class MotoServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=5)
 
     def post(self, path: str, body: bytes = b"") -> bytes:
         # Not form-encoded: moto reads the raw body (request.data).

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+
+from services import log_tail, stop_process
 
 ROOT_TOKEN = "root"
 
@@ -94,21 +95,10 @@ class OpenBao:
             return False
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            with open(self.server_log, encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no server log)"
+        return log_tail(self.server_log, lines)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_process(self.process)
 
     def client(self, token: str | None = ROOT_TOKEN, namespace: str | None = None):
         import hvac

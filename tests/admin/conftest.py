@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from openbao import OpenBao, free_port
+from services import log_tail, stop_process
 
 HERE = Path(__file__).resolve().parent
 LITELLM_SPEC = "litellm[proxy]"
@@ -123,20 +123,10 @@ class Gateway:
             time.sleep(0.2)
 
     def tail(self) -> str:
-        try:
-            return "".join(self.log.read_text(errors="replace").splitlines(True)[-40:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log, 40)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_process(self.process, grace=15)
 
 
 @pytest.fixture(scope="session")

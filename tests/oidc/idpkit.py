@@ -12,11 +12,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from services import stop_process
 
 HERE = Path(__file__).resolve().parent
 OIDC_PROVIDER = "oidc-provider@9.13.3"  # pinned in package.json too
@@ -79,12 +80,7 @@ class IdP:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, grace=5)
 
     def session(self):
         import requests

@@ -18,6 +18,7 @@ import pytest
 
 from .vaultkit import CANARY, OTHER_FIELD_VALUE, PASSWORD, sign_jwt, now
 from openbao import OpenBao
+from services import JsonStub
 
 POLICY = """
 path "secret/data/*" { capabilities = ["read"] }
@@ -62,7 +63,7 @@ def _tokenreview_stub(expected_token: str):
     """A stand-in for the Kubernetes API: only POST .../tokenreviews, which accepts
     exactly one service-account JWT. Everything else about Kubernetes is absent."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonStub, BaseHTTPRequestHandler):
         reviews = 0
 
         def do_POST(self):
@@ -82,16 +83,8 @@ def _tokenreview_stub(expected_token: str):
                                   "groups": ["system:serviceaccounts"]}
             else:
                 status["error"] = "invalid bearer token"
-            body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                               "status": status}).encode()
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.send_json(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                                 "status": status})
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -17,6 +17,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from services import JsonStub
+
 from .vaultkit import (OTHER_FIELD_VALUE, expect_token, failure, helper_env, jwt_claims, no_leak,
                       run, script)
 
@@ -221,7 +223,7 @@ def test_deadline_bounds_a_server_that_never_answers(base_env):
         listener.close()
 
 
-class _FlakyVault(BaseHTTPRequestHandler):
+class _FlakyVault(JsonStub, BaseHTTPRequestHandler):
     """Stub: answers ``failures`` requests with ``status``, then a KV v2 read."""
 
     plan: list = []
@@ -233,15 +235,7 @@ class _FlakyVault(BaseHTTPRequestHandler):
         body = {"errors": ["try later"]} if status != 200 else {
             "request_id": "r-1", "lease_duration": 0, "renewable": False,
             "data": {"data": {"token": "flaky-ok-token"}, "metadata": {"version": 3}}}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(status, body)
 
 
 def _flaky(plan):

@@ -1,0 +1,46 @@
+"""Small helpers shared by the fixtures that run real services (OpenBao, moto, LiteLLM,
+the OpenID provider, GNOME Keyring)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+
+def stop_process(process: subprocess.Popen | None, grace: float = 10) -> None:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL: a service never outlives its test."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def log_tail(path, lines: int = 30) -> str:
+    """The end of a service's log, for the failure message when it does not come up."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class JsonStub:
+    """Mixin for http.server handlers of the small stubs (TokenReview, flaky Vault):
+    ``self.send_json(status, body)``, and no request log on stderr."""
+
+    def send_json(self, status: int, body) -> None:
+        import json
+
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
