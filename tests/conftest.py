@@ -42,6 +42,11 @@ def script(name: str) -> str:
                 return str(candidate)
         if name != "credhelper":  # the umbrella may stay the installed one; backends may not
             pytest.fail(f"{name} is not built in {BINARIES}: run scripts/build-binaries")
+    return installed_script(name)
+
+
+def installed_script(name: str) -> str:
+    """The installed console script, also in binary mode (for checks of Python imports)."""
     candidate = Path(sys.executable).parent / name
     if candidate.exists():
         return str(candidate)

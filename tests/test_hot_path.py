@@ -38,7 +38,7 @@ def test_a_cache_hit_imports_nothing_heavy(counting_env):
 
 def test_the_installed_script_hit_path_imports_nothing_heavy(keyring_env):
     """The real console script, through python -X importtime: no click, no keyring."""
-    from conftest import script
+    from conftest import installed_script as script
 
     jwt = _jwt(3600)
     assert run(["credhelper-keyring", "store"], keyring_env, input=jwt).returncode == 0

@@ -26,9 +26,9 @@ def heavy_imports(name: str, env) -> tuple[int, list[str]]:
     import subprocess
     import sys
 
-    from conftest import script
+    from conftest import installed_script
 
-    p = subprocess.run([sys.executable, "-X", "importtime", script(name)], env=env,
+    p = subprocess.run([sys.executable, "-X", "importtime", installed_script(name)], env=env,
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
     modules = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
     return p.returncode, sorted(m for m in modules if m.split(".")[0] in HEAVY)
@@ -235,7 +235,7 @@ def test_a_sign_in_nobody_completes_ends_at_the_login_deadline(oidc_env):
     proc = run(["credhelper-oidc"], env)
     elapsed = time.monotonic() - start
     assert_failure(proc, 3, "not completed in time", "login_timeout")
-    assert 2.5 < elapsed < 6, elapsed
+    assert 2.5 < elapsed < 12, elapsed  # 3 s deadline, not the 5-minute default; room for a loaded machine
 
 
 def test_login_in_the_browser_with_pkce_and_a_loopback_redirect(oidc_env, idp):
