@@ -82,6 +82,18 @@ class Request:
             raise BackendUnavailable("the deadline passed before the backend answered")
         return left
 
+    def pause_before_retry(self, attempt: int, what: str, first: float = 0.25,
+                           cap: float = 2.0) -> bool:
+        """Back off before retry number ``attempt`` (1, 2, ...): sleep ``first`` doubled
+        per attempt, at most ``cap``, and return True; return False, without sleeping,
+        when the deadline leaves no room for the pause plus half a second of work."""
+        delay = min(cap, first * 2 ** (attempt - 1))
+        if self.deadline - time.monotonic() < delay + 0.5:
+            return False
+        self.log.debug(f"{what}; retrying in {delay:.2f}s")
+        time.sleep(delay)
+        return True
+
     def require_interactive(self, what: str, hint: str) -> None:
         """Raise LoginRequired (exit 3) unless this run may ask a person."""
         if not self.interactive:

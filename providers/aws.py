@@ -276,7 +276,7 @@ class _Aws:
     def call(self, keys: _Keys, service: str, operation: str, **params):
         """One AWS call; throttling and 5xx are retried until the deadline, connection
         failures twice. Returns the parsed response or raises a contract error."""
-        delay, connection_failures = 0.25, 0
+        attempt, connection_failures = 0, 0
         what = f"{service} {_camel(operation)}"
         while True:
             try:
@@ -286,15 +286,12 @@ class _Aws:
                 retry = _throttled_or_5xx(exc) or (
                     _connection_failure(exc) and connection_failures < 2)
                 connection_failures += _connection_failure(exc)
-                left = self.request.deadline - time.monotonic()
-                if not retry or left < delay + 0.5:
-                    if retry:
-                        error = BackendUnavailable(f"{error.message}; gave up at the deadline",
-                                                   hint=error.hint)
+                attempt += 1
+                if not retry:
                     raise error from None
-                self.log.debug(f"{what}: {error.message}; retrying in {delay:.2f}s")
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                if not self.request.pause_before_retry(attempt, f"{what}: {error.message}"):
+                    raise BackendUnavailable(f"{error.message}; gave up at the deadline",
+                                             hint=error.hint) from None
                 self.clients.pop(service, None)  # a new client gets the shorter timeouts
 
     # -------------------------------------------------------- credentials

@@ -574,11 +574,9 @@ class Vault:
                 return response
             if status in RETRY_STATUS:
                 attempt += 1
-                delay = min(MAX_BACKOFF, 0.1 * 2 ** attempt)
-                left = self.request.deadline - time.monotonic()
-                if attempt <= MAX_RETRIES and left > delay + 0.5:
-                    self.log.debug(f"Vault answered {what} with HTTP {status}; retrying in {delay:.1f}s")
-                    time.sleep(delay)
+                if attempt <= MAX_RETRIES and self.request.pause_before_retry(
+                        attempt, f"Vault answered {what} with HTTP {status}", first=0.2,
+                        cap=MAX_BACKOFF):
                     continue
             raise self._error(status, response, path, what)
 

@@ -167,3 +167,20 @@ def test_no_variable_with_a_terminal_is_interactive(counting_env):
     assert p.returncode == 0
     assert p.stdout == f"{CANARY}\n".encode()
     assert fetches(counting_env)[0].endswith(" terminal True")
+
+
+def test_pause_before_retry_backs_off_only_within_the_deadline():
+    import io
+    import time
+
+    from credhelper.log import Log
+    from credhelper.provider import Request
+
+    err = io.StringIO()
+    start = time.monotonic()
+    request = Request("background", False, start + 0.6, start + 0.6, Log("t", err, debug=True))
+    assert request.pause_before_retry(1, "HTTP 502", first=0.05)  # 0.05 s + 0.5 s fits
+    assert time.monotonic() - start >= 0.05 and "HTTP 502; retrying in 0.05s" in err.getvalue()
+    before = time.monotonic()
+    assert not request.pause_before_retry(2, "HTTP 502", first=0.05)  # 0.1 s + 0.5 s does not
+    assert time.monotonic() - before < 0.05  # and it did not sleep
