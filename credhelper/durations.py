@@ -68,3 +68,29 @@ def format_duration(seconds: float) -> str:
         return f"{sign}{hours}h{m:02d}m" if m else f"{sign}{hours}h"
     days, h = divmod(hours, 24)
     return f"{sign}{days}d{h:02d}h" if h else f"{sign}{days}d"
+
+
+def parse_retry_after(value: str, now: float | None = None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` value: delay-seconds ("120") or an
+    HTTP-date (RFC 9110 section 10.2.3). None for anything else; never negative."""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return min(float(text), MAX_SECONDS)
+    from email.utils import parsedate_to_datetime
+    import time
+
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
+        import datetime
+
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    try:
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return min(max(0.0, seconds), MAX_SECONDS)

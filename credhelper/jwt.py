@@ -30,12 +30,14 @@ def decode(token: str) -> tuple[dict, dict] | None:
     return header, claims
 
 
+def number(value) -> float | None:
+    """A NumericDate claim as a float, or None (booleans, NaN and non-numbers are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
 def expiry(token: str) -> float | None:
     """The ``exp`` claim as Unix time, or None when the token is no JWT or has none."""
     decoded = decode(token)
-    if decoded is None:
-        return None
-    exp = decoded[1].get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or exp != exp:
-        return None
-    return float(exp)
+    return None if decoded is None else number(decoded[1].get("exp"))

@@ -13,8 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from credhelper.durations import parse_retry_after
 from credhelper.errors import BackendUnavailable, ConfigError, LoginRequired
 from credhelper.log import Log
+
+# Beyond this many seconds between our clock and an issuer's, say so (NTP keeps real
+# machines within a second; a minute is a broken clock, not jitter).
+CLOCK_SKEW_WARNING = 60
 
 # Value kinds a setting can have; config.py parses and validates each.
 KINDS = ("str", "int", "bool", "duration", "url", "path", "choice", "list", "table")
@@ -83,16 +88,50 @@ class Request:
         return left
 
     def pause_before_retry(self, attempt: int, what: str, first: float = 0.25,
-                           cap: float = 2.0) -> bool:
-        """Back off before retry number ``attempt`` (1, 2, ...): sleep ``first`` doubled
-        per attempt, at most ``cap``, and return True; return False, without sleeping,
-        when the deadline leaves no room for the pause plus half a second of work."""
+                           cap: float = 2.0, retry_after: str | None = None) -> bool:
+        """Back off before retry number ``attempt`` (1, 2, ...) and return True, or return
+        False, without sleeping, when the deadline leaves no room for the pause plus half
+        a second of work.
+
+        The pause is the server's ``Retry-After`` when it sent a readable one (a server
+        that says when to come back is obeyed, not hammered), else ``first`` doubled per
+        attempt, at most ``cap``."""
         delay = min(cap, first * 2 ** (attempt - 1))
+        asked = parse_retry_after(retry_after) if retry_after is not None else None
+        if asked is not None:
+            delay = asked
         if self.deadline - time.monotonic() < delay + 0.5:
+            if asked is not None:
+                self.log.debug(f"{what}; the server asks to retry in {asked:.0f}s, "
+                               "past this run's deadline")
             return False
-        self.log.debug(f"{what}; retrying in {delay:.2f}s")
+        self.log.debug(f"{what}; retrying in {delay:.2f}s"
+                       + (" (Retry-After)" if asked is not None else ""))
         time.sleep(delay)
         return True
+
+    def fresh_token_expiry(self, token: str, issuer: str) -> float | None:
+        """The expiry, on this machine's clock, of a JWT the issuer has just minted.
+
+        ``exp`` is a time on the issuer's clock. When the token also carries ``iat``, its
+        lifetime (exp - iat) is counted from now instead, so a laptop whose clock is off
+        neither serves a dead token nor throws away a good one; the skew is reported."""
+        from credhelper import jwt
+
+        now = time.time()
+        claims = (jwt.decode(token) or ({}, {}))[1]
+        exp, iat = jwt.number(claims.get("exp")), jwt.number(claims.get("iat"))
+        if exp is None:
+            return None
+        if iat is None or iat > exp:
+            return exp
+        skew = iat - now
+        if abs(skew) > CLOCK_SKEW_WARNING:
+            self.log.warning(f"this machine's clock is {abs(skew):.0f}s "
+                             f"{'behind' if skew > 0 else 'ahead of'} {issuer}'s; the token's "
+                             "lifetime is counted from now (fix the clock: signed requests "
+                             "and other tools may fail)")
+        return now + (exp - iat)
 
     def require_interactive(self, what: str, hint: str) -> None:
         """Raise LoginRequired (exit 3) unless this run may ask a person."""

@@ -289,7 +289,8 @@ class _Aws:
                 attempt += 1
                 if not retry:
                     raise error from None
-                if not self.request.pause_before_retry(attempt, f"{what}: {error.message}"):
+                if not self.request.pause_before_retry(attempt, f"{what}: {error.message}",
+                                                       retry_after=_retry_after(exc)):
                     raise BackendUnavailable(f"{error.message}; gave up at the deadline",
                                              hint=error.hint) from None
                 self.clients.pop(service, None)  # a new client gets the shorter timeouts
@@ -578,6 +579,13 @@ def _throttled_or_5xx(exc) -> bool:
     code = response.get("Error", {}).get("Code")
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     return code in _THROTTLED or status == 429 or status >= 500
+
+
+def _retry_after(exc) -> str | None:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
 
 
 def _connection_failure(exc) -> bool:

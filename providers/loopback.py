@@ -15,14 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from credhelper.errors import BackendUnavailable, LoginRequired
 
-from .device_flow import network_error, oauth_error, open_browser, remember_token_secrets
+from .device_flow import oauth_error, open_browser, remember_token_secrets
 
 DONE_PAGE = (b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Signed in</title></head>"
              b"<body><p>You are signed in. You can close this tab.</p></body></html>")
 
 
 def browser_sign_in(provider, request, sess, doc: dict) -> dict:
-    import requests
     from authlib.integrations.base_client import OAuthError
 
     answer: dict = {}
@@ -82,12 +81,11 @@ def browser_sign_in(provider, request, sess, doc: dict) -> dict:
                             hint="run `credhelper-oidc login` again")
     request.log.secret(answer["code"])
     try:
-        token = sess.fetch_token(doc["token_endpoint"], grant_type="authorization_code",
-                                 code=answer["code"], redirect_uri=redirect_uri,
-                                 code_verifier=verifier, timeout=min(request.remaining(), 15.0))
+        token = provider._call(request, "the authorization_code request", sess.fetch_token,
+                               doc["token_endpoint"], grant_type="authorization_code",
+                               code=answer["code"], redirect_uri=redirect_uri,
+                               code_verifier=verifier)
     except OAuthError as exc:
         raise oauth_error(exc.error, exc.description, provider.config["issuer"],
                           "run `credhelper-oidc login` again", "device") from None
-    except requests.exceptions.RequestException as exc:
-        raise network_error(exc, provider.config["issuer"]) from None
     return remember_token_secrets(request, dict(token))

@@ -18,6 +18,7 @@ import os
 import time
 
 from credhelper import jwt
+from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
@@ -28,6 +29,25 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
 PERSON_SCOPES = ["openid", "offline_access"]
 MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
+MAX_RETRIES = 4
+RETRY_STATUS = (429, 500, 502, 503, 504)
+# A POST that failed with 500 may have been carried out (a refresh token spent and
+# rotated) before the server broke: only answers that mean "not done" are retried.
+RETRY_POST_STATUS = (429, 502, 503, 504)
+
+
+class _Overloaded(Exception):
+    """Raised by a response hook for 429/5xx, before authlib reads the body."""
+
+    def __init__(self, response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _flag_overload(response, *args, **kwargs):
+    if response.status_code in RETRY_STATUS:
+        raise _Overloaded(response)
+    return response
 
 
 class OidcProvider(Provider):
@@ -127,33 +147,47 @@ class OidcProvider(Provider):
     def _session(self, request, secret: str | None):
         from authlib.integrations.requests_client import OAuth2Session
 
-        return session(
+        sess = session(
             self.config.get("ca_cert"), base=OAuth2Session,
             client_id=self.config["client_id"], client_secret=secret,
             token_endpoint_auth_method="client_secret_basic" if secret else "none",
         )
+        sess.hooks["response"].append(_flag_overload)
+        return sess
 
     def _timeout(self, request) -> float:
         return min(request.remaining(), MAX_CALL)
 
-    def _call(self, request, what: str, fn, *args, **kwargs):
-        """Run one HTTP call; network and TLS failures become exit 4."""
+    def _call(self, request, what: str, fn, *args, idempotent: bool = False, **kwargs):
+        """Run one HTTP call: 429 and 5xx are retried within the deadline (after the
+        server's Retry-After when it sends one); network and TLS failures become exit 4."""
         import requests
 
-        try:
-            return fn(*args, timeout=self._timeout(request), **kwargs)
-        except requests.exceptions.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status >= 500 or status == 429:
-                raise BackendUnavailable(f"{self.config['issuer']} answered HTTP {status} to {what}") from None
-            raise AccessDenied(f"{self.config['issuer']} refused {what} (HTTP {status})") from None
-        except requests.exceptions.RequestException as exc:
-            raise network_error(exc, self.config["issuer"]) from None
+        issuer = self.config["issuer"]
+        attempt = 0
+        while True:
+            try:
+                return fn(*args, timeout=self._timeout(request), **kwargs)
+            except _Overloaded as exc:
+                status, wait = exc.response.status_code, exc.response.headers.get("Retry-After")
+                attempt += 1
+                retryable = idempotent or status in RETRY_POST_STATUS
+                if retryable and attempt <= MAX_RETRIES and request.pause_before_retry(
+                        attempt, f"{issuer} answered HTTP {status} to {what}", retry_after=wait):
+                    continue
+                raise BackendUnavailable(f"{issuer} answered HTTP {status} to {what}" + (
+                    f" (it asks to retry after {wait.strip()[:40]})" if wait else "")) from None
+            except requests.exceptions.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                raise AccessDenied(f"{issuer} refused {what} (HTTP {status})") from None
+            except requests.exceptions.RequestException as exc:
+                raise network_error(exc, issuer) from None
 
     def discover(self, request, sess) -> dict:
         issuer = self.config["issuer"]
         url = issuer + "/.well-known/openid-configuration"
-        response = self._call(request, "discovery", sess.get, url, withhold_token=True)
+        response = self._call(request, "discovery", sess.get, url, idempotent=True,
+                              withhold_token=True)
         if response.status_code != 200:
             raise (BackendUnavailable if response.status_code >= 500 else ConfigError)(
                 f"discovery failed: {url} answered HTTP {response.status_code}",
@@ -329,6 +363,12 @@ class OidcProvider(Provider):
                     continue
                 raise oauth_error(exc.error, exc.description, self.config["issuer"],
                                   self._login_hint(), "device") from None
+            except _Overloaded as exc:  # wait it out like slow_down, within the deadline
+                wait = parse_retry_after(exc.response.headers.get("Retry-After") or "")
+                request.log.debug(f"{self.config['issuer']} answered HTTP "
+                                  f"{exc.response.status_code} while polling")
+                time.sleep(max(0.0, min(max(interval, wait or 0), ends - time.monotonic())))
+                continue
             except requests.exceptions.RequestException as exc:
                 raise network_error(exc, self.config["issuer"]) from None
             token = remember_token_secrets(request, dict(token))
@@ -345,10 +385,10 @@ class OidcProvider(Provider):
         if not isinstance(value, str) or not value:
             raise AccessDenied(f"{self.config['issuer']} returned no {want.replace('_', ' ')}",
                                hint="for token = id, include openid in scopes")
-        now = time.time()
-        expires = jwt.expiry(value)
+        # Relative lifetimes (expires_in, exp - iat) are immune to a skewed laptop clock.
+        expires = request.fresh_token_expiry(value, self.config["issuer"])
         if want == "access_token" and isinstance(token.get("expires_in"), (int, float)):
-            from_answer = now + float(token["expires_in"])
+            from_answer = time.time() + float(token["expires_in"])
             expires = from_answer if expires is None else min(expires, from_answer)
         details = {"source": self.describe(), "grant": self.config["grant"], "obtained by": how}
         return Credential(token=value, expires_at=expires, details=details)

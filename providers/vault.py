@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import time
 
-from credhelper import jwt
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
@@ -312,9 +311,11 @@ class VaultProvider(Provider):
             if not isinstance(token, str) or not token:
                 raise AccessDenied(f"Vault returned no identity token for role {name!r}")
             request.log.secret(token)
-            expires_at = jwt.expiry(token)
-            if expires_at is None and (body.get("data") or {}).get("ttl"):
-                expires_at = now + float(body["data"]["ttl"])
+            # Relative lifetimes (ttl, exp - iat) are immune to a skewed laptop clock.
+            expires_at = request.fresh_token_expiry(token, f"Vault at {vault.address}")
+            ttl = (body.get("data") or {}).get("ttl")
+            if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > 0:
+                expires_at = min(now + float(ttl), expires_at or float("inf"))
             return Credential(token, expires_at, details=details)
 
         if target == "secret":
@@ -576,7 +577,7 @@ class Vault:
                 attempt += 1
                 if attempt <= MAX_RETRIES and self.request.pause_before_retry(
                         attempt, f"Vault answered {what} with HTTP {status}", first=0.2,
-                        cap=MAX_BACKOFF):
+                        cap=MAX_BACKOFF, retry_after=response.headers.get("Retry-After")):
                     continue
             raise self._error(status, response, path, what)
 
@@ -590,7 +591,9 @@ class Vault:
                                       hint="an operator must unseal it; a cached credential is "
                                       "served meanwhile while it stays valid")
         if status >= 500 or status == 429:
-            return BackendUnavailable(f"Vault could not serve {what}: {said}")
+            wait = response.headers.get("Retry-After")
+            return BackendUnavailable(f"Vault could not serve {what}: {said}" + (
+                f" (it asks to retry after {wait.strip()[:40]})" if wait else ""))
         if login:
             return AccessDenied(f"Vault refused the {what} at {path.rsplit('/login', 1)[0]}: {said}",
                                 hint="check the role, credentials and mount of the [vault] auth method")

@@ -125,6 +125,19 @@ def run(args, env, input=None, timeout=60):
     return proc
 
 
+def skewed_clock(env: dict, offset: str) -> dict:
+    """``env`` for a helper whose wall clock is ``offset`` ("+10m", "-2h") away from the
+    services' clocks: libfaketime (Debian package faketime) preloaded into the helper
+    only. The monotonic clock stays real, so deadlines still mean what they say."""
+    import glob
+
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    if not libs:
+        pytest.fail("libfaketime is missing: scripts/test installs the faketime package")
+    return {**env, "LD_PRELOAD": libs[0], "FAKETIME": offset,
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}
+
+
 @pytest.fixture
 def counting_env(base_env, tmp_path):
     """base_env configured for the counting backend; ``count(env)`` reads its fetches."""

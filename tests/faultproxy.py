@@ -1,0 +1,188 @@
+"""A reverse proxy in front of a real service (OpenBao, moto, the OpenID provider) that
+misbehaves on request, for the fault tests.
+
+The service stays real: requests the plan does not touch are forwarded unchanged (the
+Host header too, since SigV4 signs it). A test queues faults for the next matching
+requests, then checks what the proxy saw:
+
+    proxy = FaultProxy(upstream_url, tls=leaf_cert, upstream_ca=ca_pem).start()
+    proxy.plan(Fault.status(503), Fault.status(429, retry_after="1"))   # then forward
+    proxy.plan(Fault.hang(), match="/token")                           # only token calls
+    ...
+    proxy.seen  # [(method, path, status answered or "hang"/"forwarded <status>"), ...]
+
+``tls`` is a trustme LeafCert the proxy presents (issued by a CA the helper does or does
+not trust, or already expired); without it the proxy speaks plain HTTP.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server",
+              "date", "proxy-connection", "upgrade", "te", "trailer"}
+
+
+@dataclass
+class Fault:
+    kind: str  # "status", "hang", "delay", "drop"
+    code: int = 0  # the HTTP status of a "status" fault
+    headers: dict = field(default_factory=dict)
+    body: bytes = b""
+    seconds: float = 0.0
+    match: str = ""  # a substring of the request path; "" matches every request
+
+    @classmethod
+    def status(cls, status: int, *, retry_after: str | None = None, body=None,
+               content_type: str = "application/json") -> "Fault":
+        """Answer with ``status`` (and a Retry-After header, when given) instead of forwarding."""
+        headers = {"Content-Type": content_type}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        if body is None:
+            body = {"errors": [f"injected HTTP {status}"], "error": "temporarily_unavailable"}
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return cls("status", code=status, headers=headers, body=data)
+
+    @classmethod
+    def hang(cls) -> "Fault":
+        """Read the request, then never answer (until the proxy stops)."""
+        return cls("hang")
+
+    @classmethod
+    def delay(cls, seconds: float) -> "Fault":
+        """Hold the request ``seconds``, then forward it: the service sees it late."""
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def drop(cls) -> "Fault":
+        """Close the connection without an answer."""
+        return cls("drop")
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, *, tls=None, upstream_ca: str | None = None):
+        self.upstream = urlsplit(upstream)
+        self.upstream_ca = upstream_ca
+        self.faults: list[Fault] = []
+        self.seen: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                proxy._handle(self)
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_LIST = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.configure_cert(context)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.port = self.server.server_address[1]
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "FaultProxy":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # releases hanging handlers
+        self.server.shutdown()
+        self.server.server_close()
+
+    def plan(self, *faults: Fault, match: str = "") -> None:
+        """Queue ``faults`` for the next requests whose path contains ``match``."""
+        with self.lock:
+            for fault in faults:
+                fault.match = match
+                self.faults.append(fault)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.seen.clear()
+
+    def paths(self, kind: str = "") -> list[str]:
+        """Paths of the requests seen whose outcome starts with ``kind``."""
+        with self.lock:
+            return [path for _, path, outcome in self.seen if outcome.startswith(kind)]
+
+    # ------------------------------------------------------------ internals
+
+    def _next_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for i, fault in enumerate(self.faults):
+                if fault.match in path:
+                    return self.faults.pop(i)
+        return None
+
+    def _record(self, handler, outcome: str) -> None:
+        with self.lock:
+            self.seen.append((handler.command, handler.path, outcome))
+
+    def _handle(self, handler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        fault = self._next_fault(handler.path)
+        if fault is not None and fault.kind == "hang":
+            self._record(handler, "hang")
+            self.stopping.wait()
+            handler.close_connection = True
+            return
+        if fault is not None and fault.kind == "drop":
+            self._record(handler, "drop")
+            handler.close_connection = True
+            return
+        if fault is not None and fault.kind == "status":
+            self._record(handler, f"injected {fault.code}")
+            return self._answer(handler, fault.code, fault.headers.items(), fault.body)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        status, headers, data = self._forward(handler, body)
+        self._record(handler, f"forwarded {status}")
+        self._answer(handler, status, headers, data)
+
+    def _forward(self, handler, body: bytes):
+        up = self.upstream
+        if up.scheme == "https":
+            context = ssl.create_default_context(cafile=self.upstream_ca)
+            conn = http.client.HTTPSConnection(up.hostname, up.port, timeout=30, context=context)
+        else:
+            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+        try:
+            conn.request(handler.command, handler.path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _answer(handler, status: int, headers, data: bytes) -> None:
+        handler.send_response(status)
+        for k, v in headers:
+            if k.lower() not in HOP_BY_HOP:
+                handler.send_header(k, v)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
