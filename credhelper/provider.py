@@ -110,15 +110,18 @@ class Request:
         time.sleep(delay)
         return True
 
-    def fresh_token_expiry(self, token: str, issuer: str) -> float | None:
+    def fresh_token_expiry(self, token: str, issuer: str,
+                           sent_at: float | None = None) -> float | None:
         """The expiry, on this machine's clock, of a JWT the issuer has just minted.
 
         ``exp`` is a time on the issuer's clock. When the token also carries ``iat``, its
-        lifetime (exp - iat) is counted from now instead, so a laptop whose clock is off
-        neither serves a dead token nor throws away a good one; the skew is reported."""
+        lifetime (exp - iat) is counted from ``sent_at`` (when the request left, the
+        earliest the token can have been minted; default now) instead, so a laptop whose
+        clock is off neither serves a dead token nor throws away a good one, and a slow
+        answer is not mistaken for a fresh one. The skew is reported."""
         from credhelper import jwt
 
-        now = time.time()
+        now = time.time() if sent_at is None else sent_at
         claims = (jwt.decode(token) or ({}, {}))[1]
         exp, iat = jwt.number(claims.get("exp")), jwt.number(claims.get("iat"))
         if exp is None:

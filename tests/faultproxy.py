@@ -32,7 +32,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 @dataclass
 class Fault:
-    kind: str  # "status", "hang", "delay", "drop"
+    kind: str  # "status", "hang", "delay", "late", "drop"
     code: int = 0  # the HTTP status of a "status" fault
     headers: dict = field(default_factory=dict)
     body: bytes = b""
@@ -60,6 +60,12 @@ class Fault:
     def delay(cls, seconds: float) -> "Fault":
         """Hold the request ``seconds``, then forward it: the service sees it late."""
         return cls("delay", seconds=seconds)
+
+    @classmethod
+    def late(cls, seconds: float) -> "Fault":
+        """Forward at once, then hold the answer ``seconds``: what the service minted
+        ages on the way back (a token can expire before the client reads it)."""
+        return cls("late", seconds=seconds)
 
     @classmethod
     def drop(cls) -> "Fault":
@@ -158,6 +164,8 @@ class FaultProxy:
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
         status, headers, data = self._forward(handler, body)
+        if fault is not None and fault.kind == "late":
+            time.sleep(fault.seconds)
         self._record(handler, f"forwarded {status}")
         self._answer(handler, status, headers, data)
 
