@@ -208,30 +208,43 @@ def open_cache(mode: str, directory: str, log) -> FileCache:
 
 
 class Lock:
-    """A cross-process lock per cache key, bounded by the run's deadline."""
+    """A cross-process lock per cache key, bounded by the run's deadline.
 
-    def __init__(self, directory: str, provider: str, key: str, deadline: float):
+    A cache directory that cannot hold a lock file (read-only, full, broken) costs the
+    guarantee of one fetch for many concurrent runs, never the run: it is said once and
+    the run goes on unlocked."""
+
+    def __init__(self, directory: str, provider: str, key: str, deadline: float, log=None):
         from filelock import FileLock
 
-        securefile.ensure_private_dir(directory)
         self.path = os.path.join(directory, f"{provider}-{key}.lock")
-        self.deadline = deadline
+        self.deadline, self.log, self.held = deadline, log, False
         self.lock = FileLock(self.path, mode=0o600)
+        self.directory = directory
 
     def __enter__(self):
         from filelock import Timeout
 
         try:
+            securefile.ensure_private_dir(self.directory)
             self.lock.acquire(timeout=max(0.0, self.deadline - time.monotonic()))
         except Timeout:
             raise BackendUnavailable(
                 "the deadline passed while another credhelper run held the cache lock",
                 hint=f"if no other run is active, remove {self.path}",
             ) from None
+        except OSError as exc:
+            if self.log is not None:
+                self.log.warning(f"cannot lock the cache ({exc.strerror or exc.__class__.__name__}: "
+                                 f"{self.path}); going on without the lock")
+            return self
+        self.held = True
         return self
 
     def __exit__(self, *exc):
-        self.lock.release()
+        if self.held:
+            self.lock.release()
+            self.held = False
 
 
 class StateStore:

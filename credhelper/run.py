@@ -204,7 +204,7 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log) -> str:
         log.debug("cache hit (full path)")
         return run.finish(entry.token, entry.headers)
 
-    with Lock(run.directory, provider_name, key, run.request.deadline) if cache.mode != "none" else _nothing():
+    with Lock(run.directory, provider_name, key, run.request.deadline, log) if cache.mode != "none" else _nothing():
         entry = cache.load(provider_name, key)
         if entry is not None and entry.fresh(clock(), conf["min_validity"]):
             log.debug("another run fetched while this one waited for the lock")

@@ -197,22 +197,72 @@ def test_a_refusal_is_not_papered_over(counting_env):
     assert len(entry_files(counting_env)) == 1  # the entry is kept all the same
 
 
-def test_a_failing_cache_write_still_prints_the_credential(counting_env, monkeypatch):
-    """In-process (the run function takes env and streams): the disk is full."""
-    import io
+@pytest.fixture
+def small_disk(counting_env):
+    """The cache directory on its own 64 KiB tmpfs, as a real full or read-only disk.
+    Mounting needs root, which scripts/test (and so CI) has; elsewhere this fails loudly."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.fail("the full- and read-only-disk tests mount a tmpfs: run them as root")
+    path = counting_env["CREDHELPER_CACHE_DIR"]
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", path], check=True)
+    yield path
+    subprocess.run(["umount", "-l", path], check=False)
 
-    import counting_helper  # noqa: F401  (registers the counting backend)
-    from credhelper import run as run_mod
 
-    def full_disk(path, data):
-        raise OSError(28, "No space left on device")
+def _fill(directory: str) -> None:
+    """Write a private filler file until the disk says ENOSPC."""
+    fd = os.open(os.path.join(directory, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError as exc:
+        assert exc.errno == 28, exc
+    finally:
+        os.close(fd)
 
-    monkeypatch.setattr(securefile, "write_private", full_disk)
-    out, err = io.StringIO(), io.StringIO()
-    code = run_mod.helper_main("counting", [], env=counting_env, stdout=out, stderr=err)
-    assert code == 0, err.getvalue()
-    assert out.getvalue() == f"{CANARY}\n"
-    assert "could not write the cache" in err.getvalue()
+
+def _renewal_due(env) -> dict:
+    # min_validity is not part of the key: the same entry, but a renewal is due.
+    return {**env, "CREDHELPER_DEFAULTS_MIN_VALIDITY": "100000"}
+
+
+def test_a_full_disk_keeps_the_entry_and_still_prints_the_credential(counting_env, small_disk):
+    assert run("counting", counting_env).returncode == 0
+    [entry] = entry_files(counting_env)
+    before = entry.read_bytes()
+    _fill(small_disk)
+    p = run("counting", _renewal_due(counting_env))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"{CANARY}\n".encode()
+    assert "could not write the cache" in p.stderr and "No space left" in p.stderr
+    assert len(fetches(counting_env)) == 2
+    assert entry.read_bytes() == before  # the valid entry is whole, not truncated
+    assert not list(Path(small_disk).glob(".tmp-*"))  # no half-written leftovers
+    # Space again: the next run renews and stores as usual.
+    os.remove(os.path.join(small_disk, "filler"))
+    assert run("counting", _renewal_due(counting_env)).returncode == 0
+    assert entry.read_bytes() != before
+
+
+def test_a_read_only_cache_costs_the_lock_not_the_run(counting_env, small_disk):
+    assert run("counting", counting_env).returncode == 0
+    [entry] = entry_files(counting_env)
+    before = entry.read_bytes()
+    subprocess.run(["mount", "-o", "remount,ro", small_disk], check=True)
+    hit = run("counting", counting_env)  # a hit only reads
+    assert (hit.returncode, hit.stdout, hit.stderr) == (0, f"{CANARY}\n".encode(), "")
+    p = run("counting", _renewal_due(counting_env))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"{CANARY}\n".encode()
+    assert "cannot lock the cache (Read-only file system" in p.stderr
+    assert "could not write the cache" in p.stderr
+    assert "Traceback" not in p.stderr
+    # The backend down as well: the still-valid entry is served from the read-only disk.
+    down = run("counting", {**_renewal_due(counting_env), "CREDHELPER_COUNTING_BEHAVIOUR": "unavailable"})
+    assert down.returncode == 0 and down.stdout == f"{CANARY}\n".encode(), down.stderr
+    assert "serving the cached credential" in down.stderr
+    assert entry.read_bytes() == before
 
 
 def test_cache_none_fetches_every_time(counting_env):
@@ -228,10 +278,10 @@ def test_concurrent_cold_runs_fetch_once(counting_env):
     procs = [
         subprocess.Popen([sys.executable, COUNTING], env=counting_env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        for _ in range(20)
+        for _ in range(50)
     ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 20, [e for _, e in outputs]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 50, [e for _, e in outputs]
     assert {out for out, _ in outputs} == {f"{CANARY}\n".encode()}
     assert len(fetches(counting_env)) == 1
 

@@ -105,3 +105,69 @@ def test_a_damaged_snapshot_is_ignored(tmp_path_factory, data):
     os.write(fd, data)
     os.close(fd)
     assert snapshot.read(directory, "p", {}) is None
+
+
+# ---------------------------------------------------------------- Retry-After, fresh expiry
+
+@given(st.text(max_size=60))
+def test_retry_after_of_any_text_is_a_bounded_wait_or_none(text):
+    from credhelper.durations import MAX_SECONDS, parse_retry_after
+
+    wait = parse_retry_after(text, now=1_800_000_000.0)
+    assert wait is None or 0.0 <= wait <= MAX_SECONDS
+
+
+@given(st.integers(0, 10**9))
+def test_retry_after_seconds(seconds):
+    from credhelper.durations import MAX_SECONDS, parse_retry_after
+
+    assert parse_retry_after(f" {seconds} ") == min(seconds, MAX_SECONDS)
+
+
+@given(st.integers(-86400, 86400))
+def test_retry_after_http_date_is_counted_from_now(offset):
+    from email.utils import formatdate
+
+    from credhelper.durations import parse_retry_after
+
+    now = 1_800_000_000.0
+    wait = parse_retry_after(formatdate(now + offset, usegmt=True), now=now)
+    assert wait == max(0.0, float(offset))
+
+
+def unsigned_jwt(claims) -> str:
+    header = b64(b'{"alg":"none"}')
+    return f"{header}.{b64(json.dumps(claims).encode())}.sig"
+
+
+def _request(stderr):
+    import time
+
+    from credhelper.log import Log
+    from credhelper.provider import Request
+
+    return Request("background", False, time.monotonic() + 10, time.monotonic() + 10,
+                   Log("t", stderr=stderr))
+
+
+@given(iat=st.integers(1_000_000_000, 3_000_000_000), lifetime=st.integers(1, 86400),
+       sent_at=st.floats(1_000_000_000, 3_000_000_000))
+def test_a_fresh_tokens_lifetime_is_counted_from_when_it_was_asked_for(iat, lifetime, sent_at):
+    """Whatever the issuer's clock says (iat), a fresh token lives exp - iat from sent_at;
+    a skew beyond a minute is reported, never the token."""
+    import io
+
+    token = unsigned_jwt({"iat": iat, "exp": iat + lifetime})
+    err = io.StringIO()
+    assert _request(err).fresh_token_expiry(token, "issuer", sent_at=sent_at) == sent_at + lifetime
+    assert ("clock" in err.getvalue()) == (abs(iat - sent_at) > 60)
+    assert token not in err.getvalue()
+
+
+@given(json_values)
+def test_fresh_expiry_of_any_claims_never_raises(claims):
+    import io
+
+    token = unsigned_jwt(claims)
+    expires = _request(io.StringIO()).fresh_token_expiry(token, "issuer")
+    assert expires is None or isinstance(expires, float)
