@@ -25,6 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
 
 CANARY = "canary-S3CR3T-7f1d9c"  # a secret that must never appear outside stdout
+# Every secret a test makes up starts with this, so one check catches them all; secrets
+# a service mints (secret IDs, refresh tokens) are added to MINTED_SECRETS by fixtures.
+CANARY_PREFIX = "canary-"
+MINTED_SECRETS: set[str] = set()
+
+
+def leaked(text: str) -> list[str]:
+    """The secrets found in ``text``: any canary, or a secret a service minted."""
+    found = [CANARY_PREFIX] if CANARY_PREFIX in text else []
+    return found + [s for s in MINTED_SECRETS if s in text]
 
 
 # Set to a dist/<layout> folder of scripts/build-binaries to run the same tests against
@@ -87,6 +97,8 @@ def base_env(tmp_path, request):
         "CREDHELPER_CACHE_DIR": str(tmp_path / "cache"),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # Every run of every test logs at debug level to this file, checked afterwards.
+        "CREDHELPER_DEFAULTS_LOG_FILE": str(tmp_path / "credhelper.log"),
     }
     for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "PYTHONPATH"):
         if name in os.environ:
@@ -94,6 +106,17 @@ def base_env(tmp_path, request):
     yield env
     if not request.node.get_closest_marker("unsafe_cache"):
         _assert_private_tree(Path(env["CREDHELPER_CACHE_DIR"]))
+    _assert_clean_log(tmp_path / "credhelper.log")
+
+
+def _assert_clean_log(path: Path) -> None:
+    """The suite-wide debug log: private, and free of every secret the test used."""
+    if not path.exists():
+        return
+    if os.name == "posix":
+        assert path.stat().st_mode & 0o777 == 0o600, f"{path} is not 0600"
+    text = path.read_text("utf-8", "replace")
+    assert not leaked(text), f"a secret reached the log file: {leaked(text)}"
 
 
 COUNTING = str(Path(__file__).with_name("counting_helper.py"))
@@ -121,7 +144,7 @@ def run(args, env, input=None, timeout=60):
         stdin=None if input is not None else subprocess.DEVNULL,
     )
     proc.stderr = proc.stderr.decode("utf-8", "replace")
-    assert CANARY not in proc.stderr, "a secret reached stderr"
+    assert not leaked(proc.stderr), "a secret reached stderr"
     return proc
 
 
