@@ -557,11 +557,9 @@ class Vault:
                 response = self.client.adapter.request(
                     method, f"/v1/{path}", raise_exception=False, timeout=timeout, **kwargs)
             except requests.exceptions.SSLError as exc:
-                raise BackendUnavailable(
-                    f"TLS to {self.address} failed: {_tls_reason(exc)}",
-                    hint="set [vault] ca_cert (or VAULT_CACERT) to the CA that signed the server's "
-                    "certificate",
-                ) from None
+                reason = _tls_reason(exc)
+                raise BackendUnavailable(f"TLS to {self.address} failed: {reason}",
+                                         hint=_tls_hint(reason)) from None
             except requests.exceptions.Timeout:
                 raise BackendUnavailable(f"Vault at {self.address} did not answer {what} "
                                          "before the deadline") from None
@@ -790,6 +788,17 @@ def _tls_reason(exc: Exception) -> str:
             start = text.find(marker)
             return text[start:start + 100].split("(")[0].split("'")[0].strip(" ]")
     return exc.__class__.__name__
+
+
+def _tls_hint(reason: str) -> str:
+    """What to do about a failed TLS handshake: a wrong CA is ours to fix, an expired
+    certificate is the server's (or a wrong clock here)."""
+    if "expired" in reason:
+        return ("the server's certificate has expired: its operator must renew it (if it "
+                "should still be valid, check this machine's clock)")
+    if "not yet valid" in reason:
+        return "the server's certificate is not valid yet: check this machine's clock"
+    return "set [vault] ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate"
 
 
 def _connection_reason(exc: Exception) -> str:
