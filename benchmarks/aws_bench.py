@@ -9,9 +9,11 @@ so that machine noise hits them alike:
 - a minimal boto3 script that does the same STS call and/or presigns the same
   GetCallerIdentity URL with the audience header, and prints it.
 
-Prints a markdown table (median, spread as p10-p90, ratio, peak RSS). Target: ratio <= 1.2.
+Prints a markdown table (median, spread as p10-p90, the median of the per-round ratios
+with their p10-p90, peak RSS); ``--json`` also writes the figures for run_all.py.
+Target: ratio <= 1.2.
 
-    python benchmarks/aws_bench.py [--runs 15]
+    .venv/bin/python benchmarks/aws_bench.py [--runs 15] [--json FILE]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
+import benchlib  # noqa: E402
 from motoserver import MotoServer  # noqa: E402
 
 AUDIENCE = "https://gateway.bench.example"
@@ -85,7 +88,9 @@ def spread(samples: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    args.runs = max(5, args.runs)
     helper = helper_path()
     if not helper:
         raise SystemExit("credhelper-aws is not installed")
@@ -114,6 +119,7 @@ def main() -> int:
         with open(baseline, "w") as f:
             f.write(BASELINE)
 
+        load = benchlib.load_average()
         cases = {}
         for verify in ("verify", "sign-only"):
             cases[("credhelper-aws", verify)] = []
@@ -142,23 +148,45 @@ def main() -> int:
         moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"credhelper-aws presigned-identity, cache miss, {args.runs} runs each, "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
+    import boto3
+
+    print(f"`credhelper-aws` presigned identity, cache miss (empty cache directory each run), "
+          f"against a local moto {moto_version()} server; boto3 {boto3.__version__}; "
+          f"{args.runs} interleaved rounds after 2 warm-up rounds; load average before: {load}.\n")
+
     def mib(label: str) -> str:
         return "-" if rss.get(label) is None else f"{rss[label]:.0f}"
 
-    print("| case | what | median ms | p10-p90 ms | ratio to boto3 script | peak RSS MiB |")
+    figures = {}
+    print("| case | what | median ms | p10-p90 ms | ratio to boto3 script (p10-p90 per round) "
+          "| peak RSS MiB |")
     print("|---|---|---:|---:|---:|---:|")
     for verify, what in (("verify", "GetCallerIdentity + presign"), ("sign-only", "presign only")):
-        base = statistics.median(cases[("boto3 script", verify)])
+        reference = cases[("boto3 script", verify)]
         for name in ("credhelper-aws", "boto3 script"):
             samples = cases[(name, verify)]
-            median = statistics.median(samples)
-            print(f"| {name} ({verify}) | {what} | {median * 1000:.0f} | {spread(samples)} | "
-                  f"{median / base:.2f}x | {mib(f'{name} ({verify})')} |")
-    print(f"| credhelper-aws (cache hit) | cached token | {statistics.median(hits) * 1000:.0f} | "
+            r = benchlib.ratio(samples, reference)
+            shown = benchlib.ratio_text(r) if name == "credhelper-aws" else "1.00x"
+            print(f"| {name} ({verify}) | {what} | {benchlib.median(samples) * 1000:.0f} | "
+                  f"{spread(samples)} | {shown} | {mib(f'{name} ({verify})')} |")
+            figures[f"{name} ({verify})"] = {**benchlib.ms(samples), "ratio": r,
+                                             "rss_mib": rss.get(f"{name} ({verify})")}
+    print(f"| credhelper-aws (cache hit) | cached token | {benchlib.median(hits) * 1000:.0f} | "
           f"{spread(hits)} | - | {mib('credhelper-aws (cache hit)')} |")
+    figures["credhelper-aws (cache hit)"] = {**benchlib.ms(hits),
+                                             "rss_mib": rss.get("credhelper-aws (cache hit)")}
+    benchlib.write_json(args.json, {"runs": args.runs, "cases": figures, "target": 1.2,
+                                    "server": f"moto {moto_version()}"})
     return 0
+
+
+def moto_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("moto")
+    except Exception:  # noqa: BLE001 - only a label
+        return "?"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Cache-hit cost of the installed helper, as ratios against references timed in the same run.
 
-    scripts/keyring-session python benchmarks/hot_path.py [--runs 40]
+    scripts/keyring-session .venv/bin/python benchmarks/hot_path.py [--runs 40] [--json FILE]
 
 Needs an OS keyring (the line above gives it a private one on Linux). Stores a JWT with
 `credhelper-keyring store`, warms the cache, then times, interleaved round by round:
 `python -c pass` (the interpreter alone), `python -c 'import re'` (what pip's console-script
-wrapper imports before credhelper runs), the cache hit of `credhelper-keyring` (the hot
-path), `credhelper --version` (the click path), and the hit with 100 and 10 000 other
-entries in the cache directory. Prints a markdown table: median, p10-p90, ratios.
+wrapper imports before credhelper runs), the cache hit of `credhelper-keyring` with 1 entry
+in the cache directory (just its own), with 100 and with 10 000 entries (the others are
+copies under other keys), and `credhelper --version` (the click path). Prints a markdown
+table: median, p10-p90, ratios (vs 1 entry: the median of the per-round ratios, with their
+p10-p90); ``--json`` also writes the figures for run_all.py.
 """
 
 from __future__ import annotations
@@ -16,106 +18,129 @@ import argparse
 import base64
 import json
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import benchlib
+
+ENTRIES = (1, 100, 10_000)
+
 
 def jwt(ttl: int) -> str:
-    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
     return f"{enc({'alg': 'none'})}.{enc({'sub': 'bench', 'exp': int(time.time()) + ttl})}.sig"
 
 
-def timed(cmd, env) -> float:
+def timed(cmd, env, expect: bytes | None = None) -> float:
     start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        sys.exit(f"benchmark command failed: {cmd[-1]}: {p.stderr.decode()[:300]}")
+    if p.returncode != 0 or (expect is not None and p.stdout != expect):
+        sys.exit(f"benchmark command failed: {os.path.basename(cmd[0])} {cmd[1:]}: "
+                 f"{p.stderr.decode(errors='replace')[:300]}")
     return elapsed
 
 
-def peak_rss_kib(cmd, env) -> int:
-    probe = "import resource,subprocess,sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL);" \
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    return int(subprocess.run([sys.executable, "-c", probe, *cmd], env=env, capture_output=True,
-                              text=True, check=True).stdout)
+def hit_label(n: int) -> str:
+    count = f"{n:,}".replace(",", " ")
+    return f"cache hit, {count} entr{'y' if n == 1 else 'ies'}"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    runs = max(5, args.runs)
     bindir = os.path.dirname(sys.executable)
     helper = shutil.which("credhelper-keyring", path=bindir) or shutil.which("credhelper-keyring")
     umbrella = shutil.which("credhelper", path=bindir) or shutil.which("credhelper")
-    if not helper:
+    if not helper or not umbrella:
         sys.exit("credhelper-keyring is not installed")
     work = tempfile.mkdtemp(prefix="credhelper-bench-")
+    try:
+        return measure(args, runs, helper, umbrella, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args, runs: int, helper: str, umbrella: str, work: str) -> int:
     env = dict(os.environ)
-    env.update(CREDHELPER_CACHE_DIR=os.path.join(work, "cache"),
-               CREDHELPER_KEYRING_SERVICE=f"credhelper-bench-{os.getpid()}",
+    env.update(CREDHELPER_KEYRING_SERVICE=f"credhelper-bench-{os.getpid()}",
                CREDHELPER_CONFIG=os.path.join(work, "none.toml"))
+    env.pop("CLAUDE_HELPER_CONTEXT", None)
     token = jwt(7200)
-    subprocess.run([helper, "store"], input=token.encode(), env=env, check=True, capture_output=True)
-    out = subprocess.run([helper], env=env, capture_output=True, check=True).stdout
-    assert out == f"{token}\n".encode(), "the helper did not print the stored token"
+    expect = f"{token}\n".encode()
+    store_env = dict(env, CREDHELPER_CACHE_DIR=os.path.join(work, "cache-store"))
+    subprocess.run([helper, "store"], input=token.encode(), env=store_env, check=True,
+                   capture_output=True)
 
     crowded = {}
-    for n in (100, 10_000):
+    for n in ENTRIES:
         e = dict(env, CREDHELPER_CACHE_DIR=os.path.join(work, f"cache-{n}"))
-        subprocess.run([helper], env=e, capture_output=True, check=True)  # real entry + snapshot
-        name = next(f for f in os.listdir(e["CREDHELPER_CACHE_DIR"]) if f.startswith("keyring-"))
-        data = open(os.path.join(e["CREDHELPER_CACHE_DIR"], name), "rb").read()
-        for i in range(n - 1):
-            path = os.path.join(e["CREDHELPER_CACHE_DIR"], f"keyring-{i:032x}.v1.json")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        out = subprocess.run([helper], env=e, capture_output=True, check=True).stdout
+        assert out == expect, "the helper did not print the stored token"
+        directory = e["CREDHELPER_CACHE_DIR"]
+        name = next(f for f in os.listdir(directory) if f.startswith("keyring-"))
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read()
+        for i in range(n - 1):  # copies under other keys: same size, never read by the hit
+            fd = os.open(os.path.join(directory, f"keyring-{i:032x}.v1.json"),
+                         os.O_WRONLY | os.O_CREAT, 0o600)
             os.write(fd, data)
             os.close(fd)
         crowded[n] = e
 
     cases = {
-        "python -c pass": ([sys.executable, "-c", "pass"], env),
+        "python -c pass": ([sys.executable, "-c", "pass"], env, None),
         # pip's console-script wrapper imports re before any credhelper code runs
-        "python -c 'import re'": ([sys.executable, "-c", "import re"], env),
-        "credhelper-keyring (cache hit)": ([helper], env),
-        "credhelper --version (click)": ([umbrella, "--version"], env),
-        "cache hit, 100 entries": ([helper], crowded[100]),
-        "cache hit, 10 000 entries": ([helper], crowded[10_000]),
+        "python -c 'import re'": ([sys.executable, "-c", "import re"], env, None),
+        **{hit_label(n): ([helper], crowded[n], expect) for n in ENTRIES},
+        "credhelper --version (click)": ([umbrella, "--version"], env, None),
     }
-    samples = {name: [] for name in cases}
-    for cmd, e in cases.values():
-        timed(cmd, e)  # warm the page cache
-    for _ in range(args.runs):
-        for name, (cmd, e) in cases.items():
-            samples[name].append(timed(cmd, e))
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for cmd, e, out in cases.values():
+        timed(cmd, e, out)  # warm the page cache
+    for _ in range(runs):
+        for name, (cmd, e, out) in cases.items():
+            samples[name].append(timed(cmd, e, out))
 
-    def q(values, p):
-        values = sorted(values)
-        return values[min(len(values) - 1, int(p * len(values)))]
-
-    base = statistics.median(samples["python -c pass"])
-    hit = statistics.median(samples["credhelper-keyring (cache hit)"])
-    click_path = statistics.median(samples["credhelper --version (click)"])
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {platform.system()}; {args.runs} interleaved runs each.\n")
-    print("| command | median ms | p10-p90 ms | vs python -c pass | vs click path |")
-    print("|---|---:|---:|---:|---:|")
+    base = samples["python -c pass"]
+    one = samples[hit_label(1)]
+    click_path = samples["credhelper --version (click)"]
+    print(f"Cache hit of `credhelper-keyring` (file cache, JWT in a GNOME Keyring on a private "
+          f"D-Bus): {runs} interleaved rounds; load average before: {benchlib.load_average()}.\n")
+    print("| command | median ms | p10-p90 ms | vs python -c pass | vs 1 entry | vs click path |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, values in samples.items():
-        med = statistics.median(values)
-        print(f"| {name} | {med * 1000:.1f} | {q(values, .1) * 1000:.1f}-{q(values, .9) * 1000:.1f} "
-              f"| {med / base:.2f}x | {med / click_path:.2f}x |")
-    rss = peak_rss_kib([helper], env)
-    wrapper = statistics.median(samples["python -c 'import re'"])
-    print(f"\nCache hit beyond the bare interpreter: {(hit - base) * 1000:.1f} ms, of which "
-          f"{(wrapper - base) * 1000:.1f} ms is the console-script wrapper's `import re`. "
-          f"Peak RSS of a cache hit: {rss / 1024:.1f} MiB.")
-    shutil.rmtree(work, ignore_errors=True)
+        vs_one = benchlib.ratio_text(benchlib.ratio(values, one)) if name.startswith("cache hit") else "-"
+        print(f"| {name} | {benchlib.median(values) * 1000:.1f} | {benchlib.spread_text(values)} "
+              f"| {benchlib.median(values) / benchlib.median(base):.2f}x | {vs_one} "
+              f"| {benchlib.median(values) / benchlib.median(click_path):.2f}x |")
+    rss = sorted(benchlib.peak_rss_kib([helper], crowded[1]) for _ in range(5))[2]
+    wrapper = benchlib.median(samples["python -c 'import re'"])
+    hit = benchlib.median(one)
+    print(f"\nThe columns vs python -c pass and vs click path are ratios of medians; vs 1 entry "
+          f"is the median of the per-round ratios, p10-p90 in brackets. A hit costs "
+          f"{(hit - benchlib.median(base)) * 1000:.1f} ms beyond the bare interpreter, of which "
+          f"{(wrapper - benchlib.median(base)) * 1000:.1f} ms is the console-script wrapper's "
+          f"`import re`. Peak RSS of a hit (median of 5): {rss / 1024:.1f} MiB.")
+
+    benchlib.write_json(args.json, {
+        "runs": runs,
+        "cases": {name: benchlib.ms(values) for name, values in samples.items()},
+        "entries": {str(n): {**benchlib.ms(samples[hit_label(n)]),
+                             "vs_1": benchlib.ratio(samples[hit_label(n)], one),
+                             "vs_python": benchlib.ratio(samples[hit_label(n)], base)}
+                    for n in ENTRIES},
+        "rss_mib": rss / 1024,
+    })
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
