@@ -160,6 +160,14 @@ def network_error(exc: Exception, where: str) -> BackendUnavailable:
     """A connection, TLS or timeout failure as exit 4, with words for the TLS case."""
     name = exc.__class__.__name__
     text = str(exc)
+    for state in ("has expired", "is not yet valid"):  # OpenSSL's words for the dates
+        if f"certificate {state}" not in text:
+            continue
+        # A trusted CA, but outside the certificate's validity dates: no CA setting helps.
+        return BackendUnavailable(
+            f"TLS verification failed for {where}: the server's certificate {state}",
+            hint="the server needs a new certificate, or this machine's clock is wrong",
+        )
     if "SSL" in name or "CERTIFICATE" in text.upper():
         return BackendUnavailable(
             f"TLS verification failed for {where}",

@@ -55,6 +55,10 @@ class OidcProvider(Provider):
     summary = "an OpenID Connect provider (Okta, Auth0, Keycloak, Entra, Google, ...)"
     library = "authlib"
     can_login = True
+    # When the request whose answer is being read was sent (time.time()): the earliest a
+    # token in it can have been minted, so its lifetime is counted from there, and a
+    # slow answer is never taken for a fresh one. Set by _call and _poll.
+    _sent_at: float | None = None
     settings = (
         Setting("issuer", "url", required=True,
                 help="issuer URL; endpoints come from ISSUER/.well-known/openid-configuration"),
@@ -167,7 +171,9 @@ class OidcProvider(Provider):
         attempt = 0
         while True:
             try:
-                return fn(*args, timeout=self._timeout(request), **kwargs)
+                timeout = self._timeout(request)
+                self._sent_at = time.time()
+                return fn(*args, timeout=timeout, **kwargs)
             except _Overloaded as exc:
                 status, wait = exc.response.status_code, exc.response.headers.get("Retry-After")
                 attempt += 1
@@ -353,6 +359,7 @@ class OidcProvider(Provider):
                                     hint=f"{self._login_hint()} and finish it within "
                                          f"{int(self.config['login_timeout'])}s (login_timeout)")
             try:
+                self._sent_at = time.time()
                 token = sess.fetch_token(url, grant_type=DEVICE_GRANT, device_code=answer["device_code"],
                                          timeout=min(left, MAX_CALL), **self._extra())
             except OAuthError as exc:
@@ -385,10 +392,12 @@ class OidcProvider(Provider):
         if not isinstance(value, str) or not value:
             raise AccessDenied(f"{self.config['issuer']} returned no {want.replace('_', ' ')}",
                                hint="for token = id, include openid in scopes")
-        # Relative lifetimes (expires_in, exp - iat) are immune to a skewed laptop clock.
-        expires = request.fresh_token_expiry(value, self.config["issuer"])
+        # Relative lifetimes (expires_in, exp - iat) are immune to a skewed laptop clock;
+        # both count from when the request was sent, not from when the answer came.
+        sent_at = self._sent_at if self._sent_at is not None else time.time()
+        expires = request.fresh_token_expiry(value, self.config["issuer"], sent_at=sent_at)
         if want == "access_token" and isinstance(token.get("expires_in"), (int, float)):
-            from_answer = time.time() + float(token["expires_in"])
+            from_answer = sent_at + float(token["expires_in"])
             expires = from_answer if expires is None else min(expires, from_answer)
         details = {"source": self.describe(), "grant": self.config["grant"], "obtained by": how}
         return Credential(token=value, expires_at=expires, details=details)

@@ -36,6 +36,11 @@ def idp(tmp_path_factory):
 @pytest.fixture
 def idp_env(base_env, idp, tmp_path):
     """base_env trusting the provider's CA, with recording desktop tools first on PATH."""
+    return desktop_env(base_env, idp, tmp_path)
+
+
+def desktop_env(base_env, idp, tmp_path) -> dict:
+    """``base_env`` trusting ``idp``'s CA, with recording desktop tools first on PATH."""
     env = dict(base_env)
     bin_dir = tmp_path / "desktop-bin"
     bin_dir.mkdir()

@@ -2,8 +2,10 @@
 // under /idp (MSAL wants at least one path segment in an authority).
 //
 // Configured by environment: IDP_PORT, IDP_CERT, IDP_KEY (PEM files), IDP_SVC_SECRET (the
-// confidential client's secret), IDP_SHORT_TTL (access-token lifetime of the "-short"
-// clients, seconds). Prints "ready <issuer>" on stdout once listening.
+// confidential clients' secret: "svc" and "svc-short"), IDP_SHORT_TTL (access-token
+// lifetime of the "-short" clients, seconds), IDP_ISSUER (optional: the issuer it names, for a provider behind a
+// reverse proxy; same /idp path; default https://127.0.0.1:IDP_PORT/idp). Prints
+// "ready <issuer>" on stdout once listening.
 //
 // The person's side is a tiny form flow a test can drive with one HTTP session:
 // GET /idp/device, post the user code, confirm (or abort), log in, consent (or deny).
@@ -14,7 +16,7 @@ import Provider from 'oidc-provider';
 
 const port = Number(process.env.IDP_PORT);
 const prefix = '/idp';
-const issuer = `https://127.0.0.1:${port}${prefix}`;
+const issuer = process.env.IDP_ISSUER || `https://127.0.0.1:${port}${prefix}`;
 const shortTtl = Number(process.env.IDP_SHORT_TTL || 5);
 const GATEWAY = 'https://gateway.example';
 const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -29,18 +31,21 @@ const publicClient = (id) => ({
   redirect_uris: ['http://127.0.0.1/callback'],
 });
 
+const confidentialClient = (id) => ({
+  client_id: id,
+  client_secret: process.env.IDP_SVC_SECRET,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  scope: 'gateway',
+});
+
 const provider = new Provider(issuer, {
   clients: [
     publicClient('cli'),
     publicClient('cli-short'),
-    {
-      client_id: 'svc',
-      client_secret: process.env.IDP_SVC_SECRET,
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
-      scope: 'gateway',
-    },
+    confidentialClient('svc'),
+    confidentialClient('svc-short'),
   ],
   findAccount: (ctx, sub) => ({
     accountId: sub,
@@ -83,7 +88,7 @@ const provider = new Provider(issuer, {
     Grant: 86400,
     Session: 86400,
     Interaction: 600,
-    ClientCredentials: 3600,
+    ClientCredentials: (ctx, token, client) => (client.clientId.endsWith('-short') ? shortTtl : 3600),
   },
   interactions: { url: (ctx, interaction) => `${prefix}/interaction/${interaction.uid}` },
   pkce: { required: () => true },

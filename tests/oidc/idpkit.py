@@ -48,10 +48,13 @@ class IdP:
 
         self.dir = workdir
         self.port = free_port()
-        self.issuer = f"https://127.0.0.1:{self.port}/idp"
+        self.origin = f"https://127.0.0.1:{self.port}"  # where it listens
+        # The issuer it names; set it before start() to put the provider behind a proxy.
+        self.issuer = f"{self.origin}/idp"
         self.svc_secret = svc_secret
         self.short_ttl = short_ttl
         ca, wrong = trustme.CA(), trustme.CA()
+        self.ca = ca  # the CA the tests trust: it can issue more certificates (a proxy's)
         cert = ca.issue_cert("127.0.0.1", "localhost")
         self.cert, self.key = str(workdir / "server.crt"), str(workdir / "server.key")
         self.ca_pem, self.wrong_ca_pem = str(workdir / "ca.pem"), str(workdir / "wrong-ca.pem")
@@ -65,7 +68,7 @@ class IdP:
         npm_install()
         env = {**os.environ, "IDP_PORT": str(self.port), "IDP_CERT": self.cert,
                "IDP_KEY": self.key, "IDP_SVC_SECRET": self.svc_secret,
-               "IDP_SHORT_TTL": str(self.short_ttl)}
+               "IDP_SHORT_TTL": str(self.short_ttl), "IDP_ISSUER": self.issuer}
         self.log = self.dir / "idp.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(["node", str(HERE / "idp.mjs")], env=env,
