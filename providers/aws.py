@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 
+from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 from credhelper.providers import aws_verify
@@ -29,14 +30,24 @@ DEFAULT_REGION = "us-east-1"  # signing needs a region; STS answers in every one
 _REFUSED = {
     "AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "SignatureDoesNotMatch",
     "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
+    "InvalidSignatureException",  # the JSON protocol's SignatureDoesNotMatch (Secrets Manager)
     "InvalidAccessKeyId", "RegionDisabledException", "ResourceNotFoundException",
     "DecryptionFailure", "InvalidRequestException", "OutboundWebIdentityFederationDisabled",
     "OutboundWebIdentityFederationDisabledException", "IDPRejectedClaim",
 }
 _INVALID = {"ValidationError", "InvalidParameterException", "InvalidParameterValue",
             "MalformedPolicyDocument", "PackedPolicyTooLarge"}
+# Refusals of the request's timestamp (SigV4 allows a few minutes either way).
+_CLOCK_CODES = {"RequestExpired", "RequestTimeTooSkewed", "RequestTimeTooSkewedException"}
 _THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded",
               "TooManyRequestsException", "SlowDown", "RequestThrottled"}
+
+
+class _CredentialsExpired(AccessDenied):
+    """AWS said the signing credentials have expired (exit 5). ``refreshable`` tells
+    whether the credentials used can be resolved again into new ones."""
+
+    refreshable = False
 
 
 class AwsProvider(Provider):
@@ -90,6 +101,19 @@ class AwsProvider(Provider):
     def fetch(self, request) -> Credential:
         mode = self.config["mode"]
         self._check_settings(mode)
+        try:
+            return self._fetch(request, mode)
+        except _CredentialsExpired as exc:
+            # AWS says the credentials expired although the chain handed them out as
+            # valid (a session ended early, or was replaced). When their source can mint
+            # new ones (a role, SSO, credential_process), resolve the chain again, once,
+            # within the same deadline; static keys would only be refused again.
+            if not exc.refreshable:
+                raise
+            request.log.debug(f"{exc.message}: resolving the AWS credentials again, once")
+            return self._fetch(request, mode)
+
+    def _fetch(self, request, mode: str) -> Credential:
         aws = _Aws(self.config, request)
         keys = aws.credentials()
         details = {"source": self.describe(), "mode": mode, "region": aws.region,
@@ -216,11 +240,12 @@ def _default_session_name() -> str:
 class _Keys:
     """Resolved AWS credentials. Never logged: only the access key id is shown anywhere."""
 
-    __slots__ = ("access_key", "secret_key", "token", "expires_at", "method")
+    __slots__ = ("access_key", "secret_key", "token", "expires_at", "method", "refreshable")
 
-    def __init__(self, access_key, secret_key, token, expires_at, method):
+    def __init__(self, access_key, secret_key, token, expires_at, method, refreshable=False):
         self.access_key, self.secret_key, self.token = access_key, secret_key, token
         self.expires_at, self.method = expires_at, method
+        self.refreshable = refreshable  # resolving the chain again gives new credentials
 
     def client_args(self) -> dict:
         return {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key,
@@ -283,14 +308,23 @@ class _Aws:
                 return getattr(self.client(service, keys), operation)(**params)
             except Exception as exc:
                 error = self.translate(exc, what)
+                if isinstance(error, _CredentialsExpired):
+                    error.refreshable = keys.refreshable
                 retry = _throttled_or_5xx(exc) or (
                     _connection_failure(exc) and connection_failures < 2)
                 connection_failures += _connection_failure(exc)
                 attempt += 1
                 if not retry:
                     raise error from None
+                wait = _retry_after(exc)
                 if not self.request.pause_before_retry(attempt, f"{what}: {error.message}",
-                                                       retry_after=_retry_after(exc)):
+                                                       retry_after=wait):
+                    asked = parse_retry_after(wait) if wait is not None else None
+                    if asked is not None and asked > 0:
+                        raise BackendUnavailable(
+                            f"{error.message}; AWS asks to retry in {asked:.0f}s, past this "
+                            f"run's {int(self.config['timeout'])}s deadline: gave up at once",
+                            hint=error.hint) from None
                     raise BackendUnavailable(f"{error.message}; gave up at the deadline",
                                              hint=error.hint) from None
                 self.clients.pop(service, None)  # a new client gets the shorter timeouts
@@ -315,10 +349,13 @@ class _Aws:
             raise
         except Exception as exc:
             raise self.translate(exc, "resolving AWS credentials") from None
+        from botocore.credentials import RefreshableCredentials
+
         expiry = getattr(creds, "_expiry_time", None)  # set on refreshable credentials
         keys = _Keys(frozen.access_key, frozen.secret_key, frozen.token,
                      expiry.timestamp() if expiry is not None else None,
-                     getattr(creds, "method", None) or "unknown")
+                     getattr(creds, "method", None) or "unknown",
+                     refreshable=isinstance(creds, RefreshableCredentials))
         self._register(keys)
         self.log.debug(f"AWS credentials from {keys.method} (access key {_key_id(keys.access_key)})")
         if self.config.get("role_arn"):
@@ -339,7 +376,8 @@ class _Aws:
         self.log.debug(f"assuming {c['role_arn']} as {params['RoleSessionName']}")
         answer = self.call(keys, "sts", "assume_role", **params)["Credentials"]
         assumed = _Keys(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"],
-                        answer["Expiration"].timestamp(), f"{keys.method} -> assume-role")
+                        answer["Expiration"].timestamp(), f"{keys.method} -> assume-role",
+                        refreshable=True)  # AssumeRole again gives a new session
         self._register(assumed)
         self.clients.clear()  # later clients must use the role's credentials
         return assumed
@@ -480,10 +518,20 @@ class _Aws:
             code, text = _error_fields(exc.response)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
             message = f"{what} failed: {code}: {text}".rstrip(": ")
+            if _clock_refused(code, text):
+                # Exit 4, not 5: AWS rejected the request's timestamp before it judged the
+                # credentials, so this is no verdict on them (a still-valid cached token may
+                # be served), and the cause is this machine's clock, which NTP usually puts
+                # right: a condition that passes, like an outage, not a refusal.
+                return BackendUnavailable(
+                    f"{what} failed: this machine's clock is off ({_skew_of(exc.response)}), "
+                    f"so AWS refused the request's time: {code}: {text}".rstrip(": "),
+                    hint="fix the system clock (turn on NTP: timedatectl set-ntp true; macOS: "
+                    "sudo sntp -sS time.apple.com; Windows: w32tm /resync), then run again")
             if code in _THROTTLED or status == 429:
                 return BackendUnavailable(message, hint="AWS is throttling; try again later")
             if code in ("ExpiredToken", "ExpiredTokenException"):
-                return AccessDenied(message, hint=self._renew_hint())
+                return _CredentialsExpired(message, hint=self._renew_hint())
             if code in _REFUSED or status in (401, 403, 404):
                 return AccessDenied(message, hint=self._refused_hint(code))
             if code in _INVALID or status == 400:
@@ -498,8 +546,8 @@ class _Aws:
             return BackendUnavailable(f"{what}: no answer from AWS in time ({name})",
                                       hint="check the network or raise [aws] timeout")
         if isinstance(exc, bx.SSLError):
-            return BackendUnavailable(f"{what}: TLS failed: {_one_line(exc)}",
-                                      hint="check AWS_CA_BUNDLE and any proxy")
+            reason, hint = _tls_reason(str(exc))
+            return BackendUnavailable(f"{what}: TLS failed: {reason}{_one_line(exc)}", hint=hint)
         if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError,
                             bx.ProxyConnectionError, bx.HTTPClientError)):
             return BackendUnavailable(f"{what}: cannot reach AWS: {_one_line(exc)}",
@@ -586,6 +634,43 @@ def _retry_after(exc) -> str | None:
     if not isinstance(response, dict):
         return None
     return response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
+
+
+def _clock_refused(code: str, text: str) -> bool:
+    """Did AWS refuse the request because its time (X-Amz-Date) is too far from AWS's?
+    Query-protocol services say SignatureDoesNotMatch, JSON ones InvalidSignatureException,
+    with "Signature expired: ..." or "Signature not yet current: ..."."""
+    if code in _CLOCK_CODES:
+        return True
+    return code in ("SignatureDoesNotMatch", "InvalidSignatureException") and text.startswith(
+        ("Signature expired", "Signature not yet current"))
+
+
+def _skew_of(response: dict) -> str:
+    """How far this machine's clock is from AWS's, from the Date of AWS's answer."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if date:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            skew = time.time() - parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, OverflowError):
+            skew = None
+        if skew is not None and abs(skew) >= 60:  # less is jitter, not the cause
+            return f"about {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} AWS"
+    return "by more than AWS allows"
+
+
+def _tls_reason(text: str) -> tuple[str, str]:
+    """A plain-words prefix and a hint for a certificate verification failure."""
+    if "certificate has expired" in text:
+        return ("the server's certificate has expired: ",
+                "the server must renew its certificate; if its dates look right, check this "
+                "machine's clock")
+    if "certificate is not yet valid" in text:
+        return ("the server's certificate is not yet valid: ",
+                "check this machine's clock, else the server's certificate")
+    return "", "check AWS_CA_BUNDLE and any proxy"
 
 
 def _connection_failure(exc) -> bool:

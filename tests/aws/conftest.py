@@ -92,3 +92,14 @@ def iam_user(admin):
         return f"arn:aws:iam::{ACCOUNT}:user/{name}", key["AccessKeyId"], key["SecretAccessKey"]
 
     return make
+
+
+@pytest.fixture
+def fault_proxy(moto):
+    """A FaultProxy (tests/faultproxy.py) in front of the real moto server, plain http;
+    the test points the helper at ``fault_proxy.url`` and queues faults."""
+    from faultproxy import FaultProxy
+
+    proxy = FaultProxy(moto.url).start()
+    yield proxy
+    proxy.stop()
