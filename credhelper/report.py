@@ -16,6 +16,7 @@ from credhelper import __version__, config as config_mod, context, jwt, registry
 from credhelper import managed as managed_mod
 from credhelper.cache import FileCache, SUFFIX
 from credhelper.durations import format_duration
+from credhelper.provider import skew_verdict
 from credhelper.errors import CredhelperError
 
 DEFAULT_APP_TTL = 3600  # the app's inferenceCredentialHelperTtlSec default
@@ -299,10 +300,6 @@ def helper_path(name: str) -> str:
     return os.path.abspath(found) if found else os.path.join(here, f"credhelper-{name}")
 
 
-SKEW_WARN = 30  # seconds: JWT validation often allows about this much leeway
-SKEW_FAIL = 300
-
-
 def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting: str,
                   ca_source: str = "ca_cert") -> list[dict]:
     """Reachability, TLS certificate and clock skew of the backend at ``url``: one request,
@@ -364,7 +361,7 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
         else:
             # The Date header has one-second resolution; compare with the middle of the exchange.
             skew = int(round(server - (sent + received) / 2))
-            status = "fail" if abs(skew) >= SKEW_FAIL else "warn" if abs(skew) >= SKEW_WARN else "ok"
+            status = skew_verdict(skew)
             text = "in step" if skew == 0 else f"this machine is {abs(skew)}s {'behind' if skew > 0 else 'ahead of'} the backend"
             if status != "ok":
                 text += ": tokens may look expired or not yet valid; fix the system clock (NTP)"

@@ -20,7 +20,7 @@ import time
 
 from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
-from credhelper.provider import Credential, Provider, Setting
+from credhelper.provider import Credential, Provider, Setting, skew_verdict
 from credhelper.providers import aws_verify
 
 MODES = ("presigned-identity", "web-identity-token", "secretsmanager")
@@ -184,9 +184,9 @@ class AwsProvider(Provider):
             identity, skew = aws.caller_identity(keys, with_skew=True)
             checks.append(("ok", "caller", identity["Arn"]))
             if skew is not None:
-                checks.append(("warn" if abs(skew) > 60 else "ok", "clock skew",
-                               f"{skew:+.0f}s against STS" + (
-                                   ": signed tokens may be refused; fix the clock" if abs(skew) > 60 else "")))
+                verdict = skew_verdict(skew)
+                checks.append((verdict, "clock skew", f"{skew:+.0f}s against STS" + (
+                    "" if verdict == "ok" else ": signed tokens may be refused; fix the clock")))
         except (ConfigError, AccessDenied, BackendUnavailable, LoginRequired) as exc:
             checks.append(("fail", "AWS", exc.message + (f" ({exc.hint})" if exc.hint else "")))
             return checks

@@ -14,11 +14,12 @@ authlib and requests are imported inside methods only.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 
 from credhelper import jwt
-from credhelper.durations import parse_retry_after
+from credhelper.durations import MAX_SECONDS, parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
@@ -396,9 +397,20 @@ class OidcProvider(Provider):
         # both count from when the request was sent, not from when the answer came.
         sent_at = self._sent_at if self._sent_at is not None else time.time()
         expires = request.fresh_token_expiry(value, self.config["issuer"], sent_at=sent_at)
-        if want == "access_token" and isinstance(token.get("expires_in"), (int, float)):
-            from_answer = sent_at + float(token["expires_in"])
+        lifetime = token.get("expires_in")
+        if (want == "access_token" and isinstance(lifetime, (int, float))
+                and not isinstance(lifetime, bool) and math.isfinite(lifetime)):
+            from_answer = sent_at + min(float(lifetime), MAX_SECONDS)
             expires = from_answer if expires is None else min(expires, from_answer)
+        now = time.time()
+        if expires is not None and sent_at < expires <= now:
+            # Alive when minted, dead on arrival: the answer was slow, not the credentials
+            # wrong. Exit 4, so a still-valid cached token is served meanwhile.
+            raise BackendUnavailable(
+                f"{self.config['issuer']} took {now - sent_at:.1f}s to answer, longer than the "
+                f"token lives ({expires - sent_at:.0f}s): it arrived expired",
+                hint="check the network path to the provider (proxy, VPN), or ask for a longer "
+                "token lifetime")
         details = {"source": self.describe(), "grant": self.config["grant"], "obtained by": how}
         return Credential(token=value, expires_at=expires, details=details)
 

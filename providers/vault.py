@@ -13,9 +13,11 @@ and the other backends never pay for it.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
+from credhelper.durations import MAX_SECONDS
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
@@ -194,7 +196,7 @@ class VaultProvider(Provider):
         except (_Refused, AccessDenied) as exc:
             request.log.debug(f"renewing the Vault token failed: {_message(exc)}")
             return None
-        renewed = self._save_login(request, body.get("auth") or {}, "renewed")
+        renewed = self._save_login(request, _object(body.get("auth")), "renewed")
         return renewed
 
     def _login(self, vault: "Vault", request) -> None:
@@ -212,7 +214,7 @@ class VaultProvider(Provider):
             response = vault.call("POST", url, f"{auth} login", json=body, login=True)
         except _Refused as exc:
             raise exc.error from None
-        login = self._save_login(request, response.get("auth") or {}, "login")
+        login = self._save_login(request, _object(response.get("auth")), "login")
         if login is None:
             raise AccessDenied(f"the {auth} login at auth/{mount} returned no token")
         vault.set_token(login["token"], login["expires_at"])
@@ -222,11 +224,11 @@ class VaultProvider(Provider):
         if not isinstance(token, str) or not token:
             return None
         request.log.secret(token)
-        ttl = auth.get("lease_duration") or 0
+        ttl = _seconds(auth.get("lease_duration"))
         doc = {
             "token": token,
-            "accessor": auth.get("accessor"),
-            "policies": auth.get("policies") or auth.get("token_policies") or [],
+            "accessor": _text(auth.get("accessor")),
+            "policies": _texts(auth.get("policies")) or _texts(auth.get("token_policies")),
             "renewable": bool(auth.get("renewable")),
             "ttl": ttl,
             "expires_at": time.time() + ttl if ttl else None,
@@ -307,15 +309,15 @@ class VaultProvider(Provider):
             name = c["identity_token"]
             body = vault.call("GET", f"identity/oidc/token/{_quote(name, safe='')}",
                               f"identity token role {name!r}")
-            token = (body.get("data") or {}).get("token")
+            token = _object(body.get("data")).get("token")
             if not isinstance(token, str) or not token:
                 raise AccessDenied(f"Vault returned no identity token for role {name!r}")
             request.log.secret(token)
             # Relative lifetimes (ttl, exp - iat) are immune to a skewed laptop clock.
             expires_at = request.fresh_token_expiry(token, f"Vault at {vault.address}")
-            ttl = (body.get("data") or {}).get("ttl")
-            if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > 0:
-                expires_at = min(now + float(ttl), expires_at or float("inf"))
+            ttl = _seconds(_object(body.get("data")).get("ttl"))
+            if ttl:
+                expires_at = min(now + ttl, expires_at or float("inf"))
             return Credential(token, expires_at, details=details)
 
         if target == "secret":
@@ -326,10 +328,10 @@ class VaultProvider(Provider):
             where = c["path"].strip("/")
             body = vault.call("GET", _quote(where), f"{where}")
             data = body.get("data")
-            lease = body.get("lease_duration") or 0
+            lease = _seconds(body.get("lease_duration"))
             if lease:
-                expires_at = now + float(lease)
-                details["lease_duration"] = f"{lease}s"
+                expires_at = now + lease
+                details["lease_duration"] = f"{lease:.0f}s"
             else:
                 expires_at = now + (c.get("max_age") or DEFAULT_STATIC_AGE)
             # A lease dies with the token that made it.
@@ -359,8 +361,8 @@ class VaultProvider(Provider):
             where = f"{mount}/data/{rest}"
             params = {"version": c["version"]} if c.get("version") else None
             body = vault.call("GET", _quote(where), f"KV v2 secret {secret}", params=params)
-            outer = body.get("data") or {}
-            meta = outer.get("metadata") or {}
+            outer = _object(body.get("data"))
+            meta = _object(outer.get("metadata"))
             if meta.get("deletion_time") or meta.get("destroyed"):
                 raise AccessDenied(f"KV v2 secret {secret} version {meta.get('version')} is deleted")
             return outer.get("data"), secret, {"kv_version": 2, "version": meta.get("version")}
@@ -372,8 +374,8 @@ class VaultProvider(Provider):
     def _detect_kv(self, vault: "Vault", secret: str) -> tuple[str, int]:
         """Mount and KV version of ``secret``, as the Vault CLI finds them."""
         body = vault.call("GET", f"sys/internal/ui/mounts/{_quote(secret)}", f"the mount of {secret}")
-        data = body.get("data") or {}
-        mount = (data.get("path") or "").strip("/")
+        data = _object(body.get("data"))
+        mount = (_text(data.get("path")) or "").strip("/")
         if data.get("type") not in ("kv", "generic") or not mount:
             raise ConfigError(
                 f"{self.config.source('secret')}: {secret!r} is not in a KV mount "
@@ -382,7 +384,7 @@ class VaultProvider(Provider):
             )
         if self.config.get("namespace") and mount.startswith(self.config["namespace"].strip("/") + "/"):
             mount = mount[len(self.config["namespace"].strip("/")) + 1:]
-        version = str((data.get("options") or {}).get("version") or "1")
+        version = str(_object(data.get("options")).get("version") or "1")
         return mount, 2 if version == "2" else 1
 
     # ------------------------------------------------------------ login / logout / status / doctor
@@ -541,9 +543,8 @@ class Vault:
                                      f"(HTTP {response.status_code})") from None
         if not isinstance(body, dict):
             raise BackendUnavailable(f"Vault answered {what} with unexpected JSON")
-        if isinstance(body.get("auth"), dict) and body["auth"].get("accessor"):
-            self.accessor_hint = body["auth"]["accessor"]
-        for warning in body.get("warnings") or []:
+        self.accessor_hint = _text(_object(body.get("auth")).get("accessor")) or self.accessor_hint
+        for warning in _texts(body.get("warnings")):
             self.log.debug(f"Vault warning on {what}: {warning}")
         return body
 
@@ -590,6 +591,7 @@ class Vault:
                                       "served meanwhile while it stays valid")
         if status >= 500 or status == 429:
             wait = response.headers.get("Retry-After")
+            said = said if said.startswith("HTTP ") else f"HTTP {status}: {said}"
             return BackendUnavailable(f"Vault could not serve {what}: {said}" + (
                 f" (it asks to retry after {wait.strip()[:40]})" if wait else ""))
         if login:
@@ -754,9 +756,32 @@ def _errors_of(response) -> tuple[list[str], str | None]:
         return ([text[0][:200]] if text else []), response.headers.get("X-Vault-Request-Id")
     if not isinstance(body, dict):
         return [], None
-    errors = [str(e).replace("\n", " ") for e in body.get("errors") or [] if e]
-    request_id = body.get("request_id") or response.headers.get("X-Vault-Request-Id")
+    errors = [e.replace("\n", " ") for e in _texts(body.get("errors"))]
+    request_id = _text(body.get("request_id")) or response.headers.get("X-Vault-Request-Id")
     return errors, request_id
+
+
+# What Vault answers is read through these: a broken or newer server that sends another
+# type than the documented one gets a clear error, never a traceback.
+
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _texts(value) -> list[str]:
+    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+
+
+def _seconds(value) -> float:
+    """A lifetime (lease_duration, ttl): a finite number of seconds, at most a year; 0
+    for none, or for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0.0
+    return min(max(0.0, float(value)), MAX_SECONDS)
 
 
 def _quote(path: str, safe: str = "/") -> str:

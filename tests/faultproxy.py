@@ -104,7 +104,8 @@ class FaultProxy:
             scheme = "https"
         self.port = self.server.server_address[1]
         self.url = f"{scheme}://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: stop() returns at once instead of after up to half a second.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def start(self) -> "FaultProxy":
         self.thread.start()

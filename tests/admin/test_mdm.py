@@ -42,6 +42,9 @@ def read_reg(path) -> dict[str, dict[str, str]]:
 
 def export(tmp_path, *args, env):
     out = tmp_path / "out"
+    # The export carries the current configuration's settings: the suite-wide debug log
+    # file (conftest.base_env) is the test machine's, not the fleet's.
+    env = {k: v for k, v in env.items() if k != "CREDHELPER_DEFAULTS_LOG_FILE"}
     p = run(BASE + list(args) + ["--out", str(out)], env)
     assert p.returncode == 0, p.stderr
     return out, p

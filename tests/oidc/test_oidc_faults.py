@@ -357,11 +357,12 @@ def test_a_token_dead_on_arrival_is_never_printed(env, proxy):
     # refetch: a token dies on the way only when the answer took longer than its whole
     # lifetime, so within the run's deadline its lifetime is shorter than the deadline and
     # a second request would most likely meet the same fate, spending the rest of the
-    # deadline (and, on the refresh path, a rotation). The core's rule stands: exit 5, and
-    # nothing dead reaches stdout or the cache.
+    # deadline (and, on the refresh path, a rotation). A slow answer is no refusal: exit 4
+    # (a still-valid cached token would be served), and nothing dead reaches stdout or
+    # the cache.
     proxy.plan(Fault.late(SHORT_TTL + 1.5), match=TOKEN)
     proc = run(["credhelper-oidc"], {**env, "CREDHELPER_OIDC_MIN_VALIDITY": "1m"})
-    assert_failure(proc, 5, "returned a credential that expired")
+    assert_failure(proc, 4, "it arrived expired")
     assert proxy.outcomes(TOKEN) == ["forwarded 200"]  # one request, no refetch
     with open(path, "rb") as f:
         assert f.read() == data, "the dead token replaced the cached entry"

@@ -239,6 +239,15 @@ def test_garbage_retry_after_falls_back_to_backoff(base_env, lab, proxy):
     assert elapsed < 6, elapsed
 
 
+def test_429_without_retry_after_until_the_deadline_exits_4(base_env, lab, proxy):
+    env = kv_env(base_env, proxy.url, timeout="3s")
+    proxy.plan(*[Fault.status(429, body={"errors": ["try later"]})] * 20, match=READ)
+    proc, elapsed = timed("credhelper-vault", empty_cache(env))
+    failure(proc, 4, "HTTP 429", "try later")
+    assert elapsed < 6, elapsed  # backs off, then leaves the deadline's last half second
+    assert 2 <= len(outcomes(proxy)) <= 6, outcomes(proxy)
+
+
 # ---------------------------------------------------------------- 5. TLS
 
 

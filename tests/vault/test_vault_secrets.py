@@ -1,23 +1,17 @@
 """What credhelper-vault prints and how it fails, against a real OpenBao server.
 
 Real: the server, KV v1 and v2, a leased logical read, identity tokens, a namespace, TLS
-with the right and a wrong CA, the audit device that counts requests. Stubbed (and said
-so in each test): a socket that never answers (deadline) and a tiny HTTP server that
-answers 502 / 429 (retries).
+with the right and a wrong CA, the audit device that counts requests. Faults (a server
+that never answers, 5xx, 429) are in test_vault_faults.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from services import JsonStub
 
 from .vaultkit import (OTHER_FIELD_VALUE, expect_token, failure, helper_env, jwt_claims, no_leak,
                       run, script)
@@ -200,72 +194,3 @@ def test_fifty_concurrent_cold_runs_make_one_read_and_one_login(base_env, lab):
         assert lab.values["kv2"].encode() not in err and lab.secret_id.encode() not in err
     assert lab.server.count_requests(f"secret/data/{name}", "read") == 1
     assert lab.server.count_requests("auth/approle/login") == logins + 1
-
-
-# ---------------------------------------------------------------- stubs, not OpenBao
-
-
-def test_deadline_bounds_a_server_that_never_answers(base_env):
-    # Stub: a socket that accepts connections and never says a word.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    try:
-        env = helper_env(base_env, f"http://127.0.0.1:{listener.getsockname()[1]}",
-                         kv_version=2, timeout="2s", **KV2)
-        env["VAULT_TOKEN"] = "root"
-        started = time.monotonic()
-        proc = run("credhelper-vault", env)
-        elapsed = time.monotonic() - started
-        failure(proc, 4, "deadline")
-        assert elapsed < 5, elapsed
-    finally:
-        listener.close()
-
-
-class _FlakyVault(JsonStub, BaseHTTPRequestHandler):
-    """Stub: answers ``failures`` requests with ``status``, then a KV v2 read."""
-
-    plan: list = []
-    seen = 0
-
-    def do_GET(self):
-        type(self).seen += 1
-        status = self.plan.pop(0) if self.plan else 200
-        body = {"errors": ["try later"]} if status != 200 else {
-            "request_id": "r-1", "lease_duration": 0, "renewable": False,
-            "data": {"data": {"token": "flaky-ok-token"}, "metadata": {"version": 3}}}
-        self.send_json(status, body)
-
-
-def _flaky(plan):
-    _FlakyVault.plan, _FlakyVault.seen = list(plan), 0
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyVault)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
-
-
-def test_retries_5xx_then_succeeds(base_env):
-    httpd = _flaky([502, 500])
-    try:
-        env = helper_env(base_env, f"http://127.0.0.1:{httpd.server_port}", kv_version=2, **KV2)
-        env["VAULT_TOKEN"] = "root"
-        expect_token(run(["credhelper-vault", "--debug"], env), "flaky-ok-token")
-        assert _FlakyVault.seen == 3
-    finally:
-        httpd.shutdown()
-
-
-def test_rate_limited_until_the_deadline_exits_4(base_env):
-    httpd = _flaky([429] * 100)
-    try:
-        env = helper_env(base_env, f"http://127.0.0.1:{httpd.server_port}", kv_version=2,
-                         timeout="3s", **KV2)
-        env["VAULT_TOKEN"] = "root"
-        started = time.monotonic()
-        proc = run("credhelper-vault", env)
-        failure(proc, 4, "try later")
-        assert time.monotonic() - started < 5
-        assert 2 <= _FlakyVault.seen <= 6
-    finally:
-        httpd.shutdown()
