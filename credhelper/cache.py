@@ -18,6 +18,7 @@ from credhelper.errors import BackendUnavailable, CacheError
 
 FORMAT = 1
 SUFFIX = f".v{FORMAT}.json"  # a newer format gets a new name, so versions never clobber
+LAST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 KEYRING_SERVICE = "credhelper-cache"
 
 
@@ -71,9 +72,8 @@ class Entry:
             not isinstance(token, str)
             or not token
             or any(c in token for c in "\r\n\0")
-            or not isinstance(expires_at, (int, float))
-            or isinstance(expires_at, bool)
-            or not isinstance(fetched_at, (int, float))
+            or not _timestamp(expires_at)
+            or not _timestamp(fetched_at)
             or not isinstance(headers, dict)
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
             or not isinstance(details, dict)
@@ -83,6 +83,13 @@ class Entry:
             raise ValueError("missing or invalid fields")
         return cls(doc["provider"], doc["key"], token, headers, float(expires_at),
                    float(fetched_at), details)
+
+
+def _timestamp(value) -> bool:
+    """A Unix time a clock can show: a finite number from 1970 to the year 9999 (NaN or
+    Infinity in a damaged file must not make an entry fresh forever)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= LAST_TIMESTAMP)
 
 
 def entry_name(provider: str, key: str) -> str:

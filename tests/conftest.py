@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from services import stop_process
+from services import MINTED_SECRETS, stop_process
 
 # Test the installed package, never the source folder: `python -m pytest` puts the
 # repository root on sys.path, where credhelper/ lacks its installed providers/ subpackage.
@@ -26,9 +26,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
 
 CANARY = "canary-S3CR3T-7f1d9c"  # a secret that must never appear outside stdout
 # Every secret a test makes up starts with this, so one check catches them all; secrets
-# a service mints (secret IDs, refresh tokens) are added to MINTED_SECRETS by fixtures.
+# a service mints (secret IDs, refresh tokens) are added to services.MINTED_SECRETS.
 CANARY_PREFIX = "canary-"
-MINTED_SECRETS: set[str] = set()
 
 
 def leaked(text: str) -> list[str]:

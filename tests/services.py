@@ -6,6 +6,11 @@ from __future__ import annotations
 import signal
 import subprocess
 
+# Secrets a service mints during the tests (secret IDs, refresh tokens): fixtures add
+# them here, and conftest.leaked() looks for them in every run's stderr and log file.
+# One set in this module, whichever copy of conftest.py a test package imports.
+MINTED_SECRETS: set[str] = set()
+
 
 def stop_process(process: subprocess.Popen | None, grace: float = 10) -> None:
     """SIGTERM, wait up to ``grace`` seconds, then SIGKILL: a service never outlives its test."""

@@ -77,8 +77,11 @@ def test_group_readable_entry_is_refused(counting_env):
     lambda b: b"\x00\xff garbage",  # corrupt
     lambda b: b.replace(b'"format": 1', b'"format": 99'),  # another format version
     lambda b: b.replace(b'"expires_at": ', b'"expires_at": "x", "was": '),  # wrong type
+    lambda b: b.replace(b'"expires_at": ', b'"expires_at": Infinity, "was": '),  # fresh forever?
+    lambda b: b.replace(b'"expires_at": ', b'"expires_at": NaN, "was": '),
     lambda b: b"",
-])
+], ids=["truncated", "corrupt", "newer-format", "wrong-type", "infinite-expiry", "nan-expiry",
+        "empty"])
 def test_damaged_entry_is_a_miss_with_a_warning(counting_env, damage):
     assert run("counting", counting_env).returncode == 0
     [entry] = entry_files(counting_env)

@@ -171,3 +171,29 @@ def test_fresh_expiry_of_any_claims_never_raises(claims):
     token = unsigned_jwt(claims)
     expires = _request(io.StringIO()).fresh_token_expiry(token, "issuer")
     assert expires is None or isinstance(expires, float)
+
+
+# ---------------------------------------------------------------- status of any cache entry
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2**70, 2**70)
+
+
+@settings(max_examples=300)
+@given(json_values, finite_or_not, finite_or_not, st.dictionaries(st.text(max_size=6), json_values, max_size=3))
+def test_status_of_any_loadable_entry_never_raises_nor_shows_the_token(claims, expires, fetched, details):
+    """A damaged or hostile entry is either refused by the loader or described without the
+    token (a JWT's signature is the secret part: claims may show, the token never)."""
+    from credhelper.report import describe_entry, format_status
+
+    token = unsigned_jwt(claims)[:-3] + "canary-signature"
+    doc = {"format": 1, "provider": "p", "key": "k", "token": token, "headers": {},
+           "expires_at": expires, "fetched_at": fetched, "details": details}
+    try:
+        entry = Entry.loads(json.dumps(doc, allow_nan=True))
+    except ValueError:
+        return
+    now = 1_800_000_000.0
+    info = describe_entry(entry, "/cache/p-k.v1.json", now, 300.0, False, True)
+    text = format_status([info], now) + json.dumps(info, allow_nan=True)
+    assert "canary-signature" not in text
+    assert entry.fresh(now, 300.0) == (entry.expires_at - now >= 300.0)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import CANARY, assert_failure, run
+from services import MINTED_SECRETS
 from credhelper import jwt
 
 from .conftest import SVC_SECRET
@@ -46,6 +47,7 @@ def state_tokens(env) -> list[str]:
     for path in glob.glob(os.path.join(env["CREDHELPER_CACHE_DIR"], "oidc-state-*.json")):
         with open(path) as f:
             found.append(json.load(f)["refresh_token"])
+    MINTED_SECRETS.update(found)  # from now on, checked in every run's stderr and log file
     return found
 
 

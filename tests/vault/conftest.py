@@ -18,7 +18,7 @@ import pytest
 
 from .vaultkit import CANARY, OTHER_FIELD_VALUE, PASSWORD, sign_jwt, now
 from openbao import OpenBao
-from services import JsonStub
+from services import MINTED_SECRETS, JsonStub
 
 POLICY = """
 path "secret/data/*" { capabilities = ["read"] }
@@ -156,6 +156,7 @@ def _provision(lab: Lab, client_ca, p) -> None:
         token_max_ttl="4h")
     lab.role_id = api("GET", "auth/approle/role/gateway/role-id")["data"]["role_id"]
     lab.secret_id = api("POST", "auth/approle/role/gateway/secret-id")["data"]["secret_id"]
+    MINTED_SECRETS.add(lab.secret_id)  # checked in every run's stderr and log file
     with open(p("secret-id"), "w") as f:
         f.write(lab.secret_id + "\n")
     lab.secret_id_file = p("secret-id")
