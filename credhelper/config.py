@@ -90,12 +90,19 @@ def env_name(table: str, key: str) -> str:
 
 def read_toml(label: str, path: str) -> Source | None:
     try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ConfigError(f"{label} {path} is a directory, not a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read {label} {path}: permission denied") from None
+    try:  # imported only for a file that exists: most laptops have none, and it costs ms
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
-
-    try:
-        with open(path, "rb") as f:
+    with f:
+        try:
             if os.name == "posix":
                 st = os.fstat(f.fileno())
                 if st.st_mode & 0o002:
@@ -104,16 +111,12 @@ def read_toml(label: str, path: str) -> Source | None:
                         hint=f"chmod o-w {path}",
                     )
             data = tomllib.load(f)
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise ConfigError(f"{label} {path} is a directory, not a TOML file") from None
-    except PermissionError:
-        raise ConfigError(f"cannot read {label} {path}: permission denied") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{label} {path} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{label} {path} is not valid TOML: {exc}") from None
+        except IsADirectoryError:  # Windows opens a directory, then fails the read
+            raise ConfigError(f"{label} {path} is a directory, not a TOML file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{label} {path} is not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{label} {path} is not valid TOML: {exc}") from None
     for table, content in data.items():
         if not isinstance(content, dict):
             raise ConfigError(

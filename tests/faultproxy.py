@@ -18,13 +18,14 @@ not trust, or already expired); without it the proxy speaks plain HTTP.
 from __future__ import annotations
 
 import http.client
-import http.server
 import json
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from services import quiet_server
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server",
               "date", "proxy-connection", "upgrade", "te", "trailer"}
@@ -81,29 +82,12 @@ class FaultProxy:
         self.seen: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                proxy._handle(self)
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_LIST = do_GET
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        scheme = "http"
+        context = None
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.configure_cert(context)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            scheme = "https"
+        self.server, self.url = quiet_server(self._handle, context)
         self.port = self.server.server_address[1]
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
         # A short poll interval: stop() returns at once instead of after up to half a second.
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
@@ -146,9 +130,7 @@ class FaultProxy:
         with self.lock:
             self.seen.append((handler.command, handler.path, outcome))
 
-    def _handle(self, handler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+    def _handle(self, handler, body: bytes) -> None:
         fault = self._next_fault(handler.path)
         if fault is not None and fault.kind == "hang":
             self._record(handler, "hang")

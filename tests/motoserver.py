@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import http.server
 import json
 import os
 import socket
@@ -24,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from services import stop_process
+from services import quiet_server, stop_process
 
 
 def free_port() -> int:
@@ -117,24 +116,7 @@ class StsProxy:
         self.calls: list[dict] = []
         self.fail: tuple[int, str] | None = None  # answer every call with this AWS error
         self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                proxy._handle(self, b"")
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                proxy._handle(self, body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.url = quiet_server(self._handle)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> "StsProxy":

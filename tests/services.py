@@ -3,6 +3,7 @@ the OpenID provider, GNOME Keyring)."""
 
 from __future__ import annotations
 
+import http.server
 import signal
 import subprocess
 
@@ -49,3 +50,29 @@ class JsonStub:
 
     def log_message(self, *args):
         pass
+
+
+def quiet_server(handle, tls_context=None):
+    """A threaded HTTP (or, with ``tls_context``, HTTPS) server on a free loopback port
+    that hands every request, its body read, to ``handle(handler, body)``, and logs
+    nothing. Returns (server, url); the caller runs serve_forever in a thread."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            handle(self, self.rfile.read(length) if length else b"")
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_LIST = do_GET
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    scheme = "http"
+    if tls_context is not None:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"

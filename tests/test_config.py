@@ -32,7 +32,9 @@ def files(tmp_path, monkeypatch):
 
 
 def load(env, cls=KeyringProvider):
-    return config.load(cls, env)
+    """config.load with ``env``, plus the config locations the ``files`` fixture set."""
+    where = {k: os.environ[k] for k in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS") if k in os.environ}
+    return config.load(cls, {**where, **env})
 
 
 def test_defaults(files):
@@ -122,7 +124,7 @@ def test_unknown_variable_is_an_error(files):
 def test_secret_values_are_not_echoed_in_errors(files):
     files("user", '[counting]\ntoken = 12345678\ncount_file = "/x"\n')
     with pytest.raises(ConfigError) as info:
-        config.load(CountingProvider, {})
+        load({}, CountingProvider)
     assert "12345678" not in info.value.message and "value hidden" in info.value.message
 
 

@@ -71,6 +71,22 @@ def test_fast_cache_dir_agrees_with_platformdirs_linux(monkeypatch, xdg):
     assert paths.user_cache_dir(os.environ) == platformdirs.user_cache_dir("credhelper", appauthor=False)
 
 
+@pytest.mark.parametrize("config_home, config_dirs", [
+    (None, None), ("/somewhere/config", "/opt/etc:/etc/xdg"), ("  ", " ")])
+def test_config_dirs_agree_with_platformdirs_linux(monkeypatch, config_home, config_dirs):
+    import os
+
+    for name, value in (("XDG_CONFIG_HOME", config_home), ("XDG_CONFIG_DIRS", config_dirs)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CREDHELPER_CONFIG", raising=False)
+    [(_, system), (_, user)] = paths.config_files(os.environ)
+    assert system == os.path.join(platformdirs.site_config_dir("credhelper", appauthor=False), "config.toml")
+    assert user == os.path.join(platformdirs.user_config_dir("credhelper", appauthor=False), "config.toml")
+
+
 def test_fast_cache_dir_agrees_with_platformdirs_macos(monkeypatch):
     """platformdirs' macOS rules are plain path logic, so they can be checked here."""
     from platformdirs.macos import MacOS

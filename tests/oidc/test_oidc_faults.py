@@ -54,10 +54,10 @@ class TimedProxy(FaultProxy):
         super().__init__(*args, **kwargs)
         self.arrivals: list[tuple[float, str]] = []
 
-    def _handle(self, handler) -> None:
+    def _handle(self, handler, body: bytes) -> None:
         with self.lock:
             self.arrivals.append((time.monotonic(), handler.path))
-        super()._handle(handler)
+        super()._handle(handler, body)
 
     def reset(self) -> None:
         super().reset()
