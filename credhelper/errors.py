@@ -60,3 +60,15 @@ class CacheError(CredhelperError):
 # the backend could not be asked, or asking needs a person. A refusal (5) is not one of
 # them: the backend said no, so the old credential may well be revoked.
 STALE_IF_ERROR = (BackendUnavailable, LoginRequired)
+
+
+def certificate_dates(text: str) -> tuple[str, str] | None:
+    """When a TLS failure is about the server certificate's validity dates (OpenSSL says
+    "certificate has expired" / "certificate is not yet valid"): (what happened, hint).
+    The CA is trusted then, so no CA setting helps: every backend says so the same way."""
+    for state in ("has expired", "is not yet valid"):
+        if f"certificate {state}" in text:
+            return (f"the server's certificate {state}",
+                    "its operator must renew the certificate; if its dates look right, check "
+                    "this machine's clock")
+    return None

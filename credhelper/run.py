@@ -204,14 +204,17 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log) -> str:
         log.debug("cache hit (full path)")
         return run.finish(entry.token, entry.headers)
 
-    with Lock(run.directory, provider_name, key, run.request.deadline, log) if cache.mode != "none" else _nothing():
+    lock = (Lock(run.directory, provider_name, key, run.request.deadline, log)
+            if cache.mode != "none" else _nothing())
+    with lock:
         entry = cache.load(provider_name, key)
         if entry is not None and entry.fresh(clock(), conf["min_validity"]):
             log.debug("another run fetched while this one waited for the lock")
             return run.finish(entry.token, entry.headers)
-        log.debug(f"fetching from {run.provider.describe()} ({run.request.context} context, "
-                  f"interactive={run.request.interactive})")
         try:
+            lock.check()
+            log.debug(f"fetching from {run.provider.describe()} ({run.request.context} context, "
+                      f"interactive={run.request.interactive})")
             cred = run.fetch()
         except errors.STALE_IF_ERROR as exc:
             if entry is None or not entry.valid(clock()):
@@ -248,8 +251,13 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log) -> str:
 
 
 class _nothing:
+    """The lock of ``cache = "none"``: nothing to share, nothing to wait for."""
+
     def __enter__(self):
         return self
+
+    def check(self) -> None:
+        pass
 
     def __exit__(self, *exc):
         return False

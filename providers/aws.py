@@ -19,7 +19,8 @@ import re
 import time
 
 from credhelper.durations import parse_retry_after
-from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
+from credhelper.errors import (AccessDenied, BackendUnavailable, ConfigError, LoginRequired,
+                              certificate_dates)
 from credhelper.provider import Credential, Provider, Setting, skew_verdict
 from credhelper.providers import aws_verify
 
@@ -663,13 +664,9 @@ def _skew_of(response: dict) -> str:
 
 def _tls_reason(text: str) -> tuple[str, str]:
     """A plain-words prefix and a hint for a certificate verification failure."""
-    if "certificate has expired" in text:
-        return ("the server's certificate has expired: ",
-                "the server must renew its certificate; if its dates look right, check this "
-                "machine's clock")
-    if "certificate is not yet valid" in text:
-        return ("the server's certificate is not yet valid: ",
-                "check this machine's clock, else the server's certificate")
+    dates = certificate_dates(text)
+    if dates:
+        return f"{dates[0]}: ", dates[1]
     return "", "check AWS_CA_BUNDLE and any proxy"
 
 

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from credhelper.errors import AccessDenied, BackendUnavailable, LoginRequired
+from credhelper.errors import AccessDenied, BackendUnavailable, LoginRequired, certificate_dates
 
 TITLE = "Sign in for Claude"
 
@@ -160,14 +160,9 @@ def network_error(exc: Exception, where: str) -> BackendUnavailable:
     """A connection, TLS or timeout failure as exit 4, with words for the TLS case."""
     name = exc.__class__.__name__
     text = str(exc)
-    for state in ("has expired", "is not yet valid"):  # OpenSSL's words for the dates
-        if f"certificate {state}" not in text:
-            continue
-        # A trusted CA, but outside the certificate's validity dates: no CA setting helps.
-        return BackendUnavailable(
-            f"TLS verification failed for {where}: the server's certificate {state}",
-            hint="the server needs a new certificate, or this machine's clock is wrong",
-        )
+    dates = certificate_dates(text)
+    if dates:
+        return BackendUnavailable(f"TLS verification failed for {where}: {dates[0]}", hint=dates[1])
     if "SSL" in name or "CERTIFICATE" in text.upper():
         return BackendUnavailable(
             f"TLS verification failed for {where}",

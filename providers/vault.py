@@ -18,7 +18,8 @@ import os
 import time
 
 from credhelper.durations import MAX_SECONDS
-from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
+from credhelper.errors import (AccessDenied, BackendUnavailable, ConfigError, LoginRequired,
+                              certificate_dates)
 from credhelper.provider import Credential, Provider, Setting
 
 AUTH_METHODS = ("token", "approle", "userpass", "ldap", "jwt", "kubernetes", "cert")
@@ -816,13 +817,11 @@ def _tls_reason(exc: Exception) -> str:
 
 
 def _tls_hint(reason: str) -> str:
-    """What to do about a failed TLS handshake: a wrong CA is ours to fix, an expired
-    certificate is the server's (or a wrong clock here)."""
-    if "expired" in reason:
-        return ("the server's certificate has expired: its operator must renew it (if it "
-                "should still be valid, check this machine's clock)")
-    if "not yet valid" in reason:
-        return "the server's certificate is not valid yet: check this machine's clock"
+    """What to do about a failed TLS handshake: a wrong CA is ours to fix, a certificate
+    outside its dates is the server's (or a wrong clock here)."""
+    dates = certificate_dates(reason)
+    if dates:
+        return dates[1]
     return "set [vault] ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate"
 
 

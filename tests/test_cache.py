@@ -289,6 +289,34 @@ def test_concurrent_cold_runs_fetch_once(counting_env):
     assert len(fetches(counting_env)) == 1
 
 
+def test_a_lock_held_past_the_deadline_serves_the_cache_or_exits_4(counting_env):
+    """Another run (here: this test) holds the key's lock: the run waits until its
+    deadline, then serves the still-valid cached credential (stale-if-error), or, with
+    none, exits 4 naming the lock file; it fetches nothing."""
+    import fasteners
+
+    assert run("counting", counting_env).returncode == 0  # learns the key's file names
+    [entry] = entry_files(counting_env)
+    lock = fasteners.InterProcessLock(str(entry).replace(".v1.json", ".lock"))
+    assert lock.acquire(timeout=5)
+    try:
+        env = {**counting_env, "CREDHELPER_DEFAULTS_MIN_VALIDITY": "100000",  # renewal due
+               "CREDHELPER_DEFAULTS_TIMEOUT": "1"}
+        started = time.monotonic()
+        p = run("counting", env)
+        assert 0.9 <= time.monotonic() - started < 6
+        assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode(), p.stderr
+        assert "held the cache lock; serving the cached credential" in p.stderr
+        _age_entry(counting_env, -1)  # expired: nothing to fall back on
+        assert_failure(run("counting", env), 4, "another credhelper run held the cache lock",
+                       ".lock")
+    finally:
+        lock.release()
+    assert len(fetches(counting_env)) == 1
+    assert run("counting", {**counting_env, "CREDHELPER_DEFAULTS_MIN_VALIDITY": "100000"}).returncode == 0
+    assert len(fetches(counting_env)) == 2  # released: the next run renews
+
+
 # ---------------------------------------------------------------- in-process: securefile
 
 

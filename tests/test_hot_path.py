@@ -11,7 +11,7 @@ from conftest import CANARY, COUNTING, fetches, run
 from credhelper import paths
 
 HEAVY = ["click", "keyring", "hvac", "boto3", "botocore", "msal", "authlib", "requests",
-         "tomllib", "tomli", "typing", "platformdirs", "filelock", "hashlib", "logging",
+         "tomllib", "tomli", "typing", "platformdirs", "filelock", "fasteners", "hashlib", "logging",
          "threading", "credhelper.config", "credhelper.cli", "credhelper.providers"]
 
 PROBE = """

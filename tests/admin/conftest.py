@@ -39,10 +39,10 @@ def litellm_python() -> str:
     # makes the proxy fail to start, which fails loudly with its log.
     if python.exists():
         return str(python)
-    from filelock import FileLock
+    import fasteners
 
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(venv) + ".lock"):
+    with fasteners.InterProcessLock(str(venv) + ".lock"):
         if python.exists():
             return str(python)
         staging = venv.with_name(venv.name + ".new")

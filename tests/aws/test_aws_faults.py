@@ -244,7 +244,7 @@ DAY = datetime.timedelta(days=1)
 
 @pytest.mark.parametrize("dates,reason,hint", [
     (lambda now: {"not_before": now - 30 * DAY, "not_after": now - DAY},
-     "the server's certificate has expired", "the server must renew its certificate"),
+     "the server's certificate has expired", "its operator must renew the certificate"),
     (lambda now: {"not_before": now + DAY, "not_after": now + 30 * DAY},
      "the server's certificate is not yet valid", "check this machine's clock"),
 ], ids=["expired", "not-yet-valid"])
