@@ -50,8 +50,7 @@ print(f"credhelper-aws-v1.{b64(sys.argv[3])}.{b64(url)}")
 
 
 def helper_path() -> str:
-    candidate = os.path.join(os.path.dirname(sys.executable), "credhelper-aws")
-    return candidate if os.path.exists(candidate) else shutil.which("credhelper-aws")
+    return benchlib.installed_script("credhelper-aws")
 
 
 def timed(cmd, env) -> float:

@@ -132,3 +132,15 @@ def write_json(path: str | None, data: dict) -> None:
     if path:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
+
+
+def installed_script(name: str) -> str:
+    """The console script ``name`` of the interpreter running the benchmark (its venv), or
+    the one on PATH."""
+    import shutil
+
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    found = candidate if os.path.exists(candidate) else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} is not installed (run scripts/bench, or pip install '.[all]')")
+    return found

@@ -32,11 +32,7 @@ POLICY = 'path "secret/data/*" { capabilities = ["read"] }\n'
 
 
 def helper_path() -> str:
-    candidate = os.path.join(os.path.dirname(sys.executable), "credhelper-vault")
-    found = candidate if os.path.exists(candidate) else shutil.which("credhelper-vault")
-    if not found:
-        raise SystemExit("credhelper-vault is not installed (pip install '.[vault]')")
-    return found
+    return benchlib.installed_script("credhelper-vault")
 
 
 def api(server: OpenBao, method: str, path: str, **body) -> dict:

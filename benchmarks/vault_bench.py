@@ -58,11 +58,23 @@ TARGET_HIT, TARGET_BINARY, TARGET_MISS, TARGET_RSS_MIB = 0.30, 0.60, 1.2, 30.0
 
 
 def helper_path() -> str:
-    candidate = os.path.join(os.path.dirname(sys.executable), "credhelper-vault")
-    found = candidate if os.path.exists(candidate) else shutil.which("credhelper-vault")
-    if not found:
-        raise SystemExit("credhelper-vault is not installed (pip install '.[vault]')")
-    return found
+    return benchlib.installed_script("credhelper-vault")
+
+
+def seeded_env(server, work: str) -> dict:
+    """Write secret/gateway on ``server``; the environment of a helper that reads it as
+    root, with a private HOME under ``work``."""
+    response = server.client().adapter.request(
+        "POST", "/v1/secret/data/gateway", json={"data": {"token": VALUE}})
+    assert response.status_code == 200, response.text
+    home = os.path.join(work, "home")
+    os.makedirs(home)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+        "XDG_CONFIG_HOME": os.path.join(home, ".config"), "VAULT_ADDR": server.address,
+        "VAULT_TOKEN": "root", "CLAUDE_HELPER_CONTEXT": "background",
+        "CREDHELPER_VAULT_SECRET": "secret/gateway", "CREDHELPER_VAULT_FIELD": "token",
+    }
 
 
 def timed(cmd, env, expect: bytes | None = VALUE.encode() + b"\n") -> float:
@@ -112,19 +124,8 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="vault-bench-")
     server = OpenBao(os.path.join(work, "bao"), audit=False).start()
     try:
-        response = server.client().adapter.request(
-            "POST", "/v1/secret/data/gateway", json={"data": {"token": VALUE}})
-        assert response.status_code == 200, response.text
-        home = os.path.join(work, "home")
-        os.makedirs(home)
-        base = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
-            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
-            "VAULT_ADDR": server.address, "VAULT_TOKEN": "root",
-            "CLAUDE_HELPER_CONTEXT": "background",
-        }
-        helper_env = dict(base, CREDHELPER_VAULT_SECRET="secret/gateway",
-                          CREDHELPER_VAULT_FIELD="token")
+        helper_env = seeded_env(server, work)
+        base = helper_env  # bao and the hvac script ignore the CREDHELPER_ variables
         hit_env = dict(helper_env, CREDHELPER_CACHE_DIR=os.path.join(work, "cache-hit"))
         script = os.path.join(work, "hvac_read.py")
         with open(script, "w") as f:

@@ -36,7 +36,7 @@ import time
 from collections import Counter, defaultdict
 
 import benchlib
-from vault_bench import HVAC_SCRIPT, VALUE, helper_path
+from vault_bench import HVAC_SCRIPT, VALUE, helper_path, seeded_env
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
@@ -193,18 +193,8 @@ def main() -> int:
 
 
 def measure(args, runs, helper, bao, server, work) -> int:
-    response = server.client().adapter.request(
-        "POST", "/v1/secret/data/gateway", json={"data": {"token": VALUE}})
-    assert response.status_code == 200, response.text
-    home = os.path.join(work, "home")
-    os.makedirs(home)
-    base = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
-        "XDG_CONFIG_HOME": os.path.join(home, ".config"), "VAULT_ADDR": server.address,
-        "VAULT_TOKEN": "root", "CLAUDE_HELPER_CONTEXT": "background",
-    }
-    helper_env = dict(base, CREDHELPER_VAULT_SECRET="secret/gateway",
-                      CREDHELPER_VAULT_FIELD="token", CREDHELPER_VAULT_KV_VERSION="2")
+    base = seeded_env(server, work)
+    helper_env = dict(base, CREDHELPER_VAULT_KV_VERSION="2")
     counter = iter(range(10**9))
 
     def miss_env(**extra) -> dict:
