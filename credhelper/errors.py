@@ -66,9 +66,12 @@ def certificate_dates(text: str) -> tuple[str, str] | None:
     """When a TLS failure is about the server certificate's validity dates (OpenSSL says
     "certificate has expired" / "certificate is not yet valid"): (what happened, hint).
     The CA is trusted then, so no CA setting helps: every backend says so the same way."""
-    for state in ("has expired", "is not yet valid"):
-        if f"certificate {state}" in text:
-            return (f"the server's certificate {state}",
-                    "its operator must renew the certificate; if its dates look right, check "
-                    "this machine's clock")
+    if "certificate has expired" in text:
+        return ("the server's certificate has expired",
+                "its operator must renew the certificate; if its dates look right, check "
+                "this machine's clock")
+    if "certificate is not yet valid" in text:
+        return ("the server's certificate is not yet valid",
+                "check this machine's clock; if it is right, the certificate's start date is "
+                "in the future")
     return None
