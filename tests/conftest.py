@@ -230,7 +230,7 @@ def keyring_session(tmp_path_factory):
             os.kill(dbus_pid, signal.SIGTERM)
             pytest.fail(f"gnome-keyring did not come up: {p.stdout} {p.stderr}")
         time.sleep(0.1)
-    yield {**variables, "KEYRING_HOME": str(home)}
+    yield {**variables, "KEYRING_HOME": str(home), "KEYRING_PID": keyring.pid}
     stop_process(keyring, grace=5)
     os.kill(dbus_pid, signal.SIGTERM)
 

@@ -149,3 +149,33 @@ def test_store_prompts_without_echo_on_a_terminal(keyring_env):
     assert CANARY.encode() not in seen  # echo was off while typing
     assert b"stored in keyring" in seen
     assert run("credhelper-keyring", keyring_env).stdout == f"{CANARY}\n".encode()
+
+
+def test_a_keyring_that_stops_answering_ends_by_the_deadline(keyring_env, keyring_session):
+    """The Secret Service daemon frozen (SIGSTOP: D-Bus accepts the call, nobody answers):
+    the run ends at its deadline with exit 4, or serves a still-valid cached copy."""
+    import signal
+
+    env = {**keyring_env, "CREDHELPER_DEFAULTS_TIMEOUT": "2", "CREDHELPER_KEYRING_MAX_AGE": "1h"}
+    store(env, CANARY)
+    assert run("credhelper-keyring", env).stdout == f"{CANARY}\n".encode()  # now cached
+    [entry] = [n for n in os.listdir(env["CREDHELPER_CACHE_DIR"]) if n.endswith(".v1.json")]
+    with open(os.path.join(env["CREDHELPER_CACHE_DIR"], entry), "rb") as f:
+        before = f.read()
+    os.kill(keyring_session["KEYRING_PID"], signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        due = run("credhelper-keyring", {**env, "CREDHELPER_DEFAULTS_MIN_VALIDITY": "2h"})
+        assert time.monotonic() - started < 8
+        assert due.returncode == 0 and due.stdout == f"{CANARY}\n".encode(), due.stderr
+        assert "serving the cached credential" in due.stderr
+        started = time.monotonic()
+        cold_cache = env["CREDHELPER_CACHE_DIR"] + "-cold"
+        cold = run("credhelper-keyring", {**env, "CREDHELPER_CACHE_DIR": cold_cache})
+        assert 1.5 <= time.monotonic() - started < 8
+        assert_failure(cold, 4, "deadline")
+    finally:
+        os.kill(keyring_session["KEYRING_PID"], signal.SIGCONT)
+    with open(os.path.join(env["CREDHELPER_CACHE_DIR"], entry), "rb") as f:
+        assert f.read() == before
+    assert run("credhelper-keyring", env).stdout == f"{CANARY}\n".encode()  # thawed: fine again
