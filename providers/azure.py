@@ -15,6 +15,7 @@ requests are imported inside methods only.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 import time
@@ -36,7 +37,28 @@ ENTRA_SUFFIXES = (".b2clogin.com", ".ciamlogin.com")
 RESERVED_SCOPES = {"openid", "profile", "offline_access"}  # MSAL adds them itself
 SIGN_IN_AGAIN = ("interaction_required", "invalid_grant", "login_required", "consent_required")
 KEYRING_SERVICE = "credhelper-azure"
-MAX_CALL = 15.0
+MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
+MAX_RETRIES = 4
+RETRY_STATUS = (429, 500, 502, 503, 504)
+# A POST that failed with 500 may have been carried out (a refresh token spent and
+# rotated) before the server broke: only answers that mean "not done" are retried.
+RETRY_POST_STATUS = (429, 502, 503, 504)
+
+
+class _Overloaded(Exception):
+    """Raised by a response hook for 429/5xx, before MSAL sees the answer: MSAL turns a
+    5xx into an MsalServiceError without the status, keeps no Retry-After, and its
+    ThrottledHttpClient would replay the same error to a retry within this process."""
+
+    def __init__(self, response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _flag_overload(response, *args, **kwargs):
+    if response.status_code in RETRY_STATUS:
+        raise _Overloaded(response)
+    return response
 
 
 class AzureProvider(Provider):
@@ -44,6 +66,9 @@ class AzureProvider(Provider):
     summary = "Microsoft Entra ID (Azure AD)"
     library = "msal"
     can_login = True
+    # When the last POST was sent (time.time()): the earliest the token in its answer can
+    # have been minted. MSAL counts expires_in from when the answer arrived instead.
+    _sent_at: float | None = None
     settings = (
         Setting("tenant_id", default="organizations",
                 help="directory (tenant) ID or domain; organizations, common or consumers also work"),
@@ -134,33 +159,68 @@ class AzureProvider(Provider):
             cache.has_state_changed = False
             request.log.debug(f"saved the MSAL token cache to {store.label}")
 
+    def _http(self, request):
+        """MSAL's http_client. MSAL applies its own ``timeout`` only to a session it makes
+        itself, so each request here is bounded by what is left of the run's deadline
+        (read when it is sent: a device code sign-in runs to the login deadline), and the
+        send time of the last POST is noted: a fresh token's lifetime counts from there."""
+        http = session(self.config.get("ca_cert"))
+        http.hooks["response"].append(_flag_overload)
+        send = http.request
+
+        def bounded(method, url, *args, **kwargs):
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = min(request.remaining(), MAX_CALL)
+            if str(method).upper() == "POST":
+                self._sent_at = time.time()
+            return send(method, url, *args, **kwargs)
+
+        http.request = bounded
+        return http
+
     def _app(self, request, cache):
         import msal
-        import requests
 
         authority, entra = self.authority()
-        kwargs = {"token_cache": cache, "http_client": session(self.config.get("ca_cert")),
-                  "timeout": min(request.remaining(), MAX_CALL)}
+        kwargs = {"token_cache": cache, "http_client": self._http(request)}
         if entra:
             kwargs["authority"] = authority
         else:
             kwargs["oidc_authority"] = authority
-        try:
-            return msal.PublicClientApplication(self.config["client_id"], **kwargs)
-        except requests.exceptions.RequestException as exc:
-            raise network_error(exc, authority) from None
-        except ValueError as exc:  # MSAL's word for a malformed or unknown authority
-            raise ConfigError(f"[azure] authority {authority}: {exc}"[:300]) from None
+        # The constructor fetches the discovery document (and, for Entra, instance metadata).
+        return self._msal(request, "discovery", msal.PublicClientApplication,
+                          self.config["client_id"], config_error=True, **kwargs)
 
-    def _msal(self, request, what: str, fn, *args, **kwargs):
+    def _msal(self, request, what: str, fn, *args, config_error: bool = False, **kwargs):
+        """One MSAL call: 429 and 5xx are retried within the deadline (after the server's
+        Retry-After when it sends one; a POST that got 500 never); network and TLS
+        failures become exit 4."""
         import requests
 
-        try:
-            return fn(*args, **kwargs)
-        except requests.exceptions.RequestException as exc:
-            raise network_error(exc, self.authority()[0]) from None
-        except ValueError as exc:
-            raise AccessDenied(f"{what} failed: {exc}"[:300]) from None
+        authority = self.authority()[0]
+        attempt = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except _Overloaded as exc:
+                response = exc.response
+                status, wait = response.status_code, response.headers.get("Retry-After")
+                method = getattr(response.request, "method", "POST") or "POST"
+                path = urlsplit(response.url or "").path
+                said = f"{authority} answered HTTP {status} to {method} {path} ({what})"
+                attempt += 1
+                retryable = method.upper() != "POST" or status in RETRY_POST_STATUS
+                if retryable and attempt <= MAX_RETRIES and request.pause_before_retry(
+                        attempt, said, retry_after=wait):
+                    continue
+                raise BackendUnavailable(said + (
+                    f"; it asks to retry after {wait.strip()[:40]}" if wait else "")) from None
+            except requests.exceptions.RequestException as exc:
+                raise network_error(exc, authority) from None
+            except ValueError as exc:  # MSAL's word for a malformed answer or authority
+                if config_error:
+                    raise ConfigError(f"[azure] authority {authority}: {exc}"[:300]) from None
+                raise AccessDenied(f"{what} failed: {exc}"[:300]) from None
 
     # ------------------------------------------------------------ the run
 
@@ -180,6 +240,7 @@ class AzureProvider(Provider):
                 what = ("the saved Azure AD sign-in needs to be renewed" if accounts
                         else "nobody has signed in to Azure AD yet")
                 request.require_interactive(what, LOGIN_HINT)
+                request.deadline = request.login_deadline  # a person is waiting: the longer bound
                 result = self._device_flow(request, app, scopes)
         finally:
             self._save(request, cache, store)
@@ -200,7 +261,12 @@ class AzureProvider(Provider):
             request.log.debug("no account in the token cache")
             return None
         result = self._silent_call(request, app, scopes, account, False)
-        if result is not None and self._remaining(request, app, result, account) < self.config["min_validity"]:
+        # Only a token from MSAL's cache is renewed for min_validity: MSAL itself renews one
+        # with less than 5 minutes left, and a second renewal of a fresh token would spend
+        # another refresh token on the same lifetime (one shorter than min_validity is
+        # printed with the core's warning).
+        if (result is not None and result.get("token_source") == "cache"
+                and self._remaining(request, app, result, account) < self.config["min_validity"]):
             request.log.debug("the cached token is too close to expiry: renewing it")
             result = self._silent_call(request, app, scopes, account, True)
         if result is not None and self.config["token"] == "id":
@@ -271,22 +337,48 @@ class AzureProvider(Provider):
 
     def _credential(self, request, result: dict) -> Credential:
         claims = result.get("id_token_claims") or {}
-        if self.config["token"] == "id":
-            token = result.get("id_token")
-            expires = jwt.expiry(token) if token else None
-        else:
-            token = result.get("access_token")
-            expires = jwt.expiry(token) if token else None
-            if isinstance(result.get("expires_in"), (int, float)):
-                from_answer = time.time() + float(result["expires_in"])
-                expires = from_answer if expires is None else min(expires, from_answer)
+        token = result.get("id_token" if self.config["token"] == "id" else "access_token")
         if not token:
             raise AccessDenied(f"Azure AD returned no {self.config['token']} token")
+        fresh = result.get("token_source", "identity_provider") == "identity_provider"
+        expires = self._expiry(request, result, token, fresh)
+        sent_at, now = self._sent_at, time.time()
+        if fresh and expires is not None and sent_at is not None and sent_at < expires <= now:
+            # Alive when minted, dead on arrival: the answer was slow, not the sign-in wrong.
+            # Exit 4, so a still-valid cached credential is served meanwhile. (MSAL keeps
+            # it, counted from its arrival, but never serves one with < 5 minutes left.)
+            raise BackendUnavailable(
+                f"{self.authority()[0]} took {now - sent_at:.1f}s to answer, longer than the "
+                f"token lives ({expires - sent_at:.0f}s): it arrived expired",
+                hint="check the network path to the provider (proxy, VPN), or ask for a longer "
+                "token lifetime")
         details = {"source": self.describe(), "obtained by": result.get("token_source", "MSAL")}
         who = claims.get("preferred_username") or claims.get("email") or claims.get("sub")
         if who:
             details["account"] = who
         return Credential(token=token, expires_at=expires, details=details)
+
+    def _expiry(self, request, result: dict, token: str, fresh: bool) -> float | None:
+        """When ``token`` expires, on this machine's clock.
+
+        A JWT's exp is on the issuer's clock, so it is never compared with ours directly.
+        A fresh token's lifetime (exp - iat, and expires_in) counts from when its request
+        was sent: a skewed clock neither serves a dead token nor discards a good one, and a
+        slow answer is not taken for a fresh one. A token MSAL had cached: MSAL's own
+        expires_in, which it keeps on this machine's clock."""
+        lifetime = result.get("expires_in")
+        has_lifetime = (isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool)
+                        and math.isfinite(lifetime))
+        if not fresh:
+            if self.config["token"] == "access" and has_lifetime:
+                return time.time() + float(lifetime)
+            return jwt.expiry(token)
+        sent_at = self._sent_at if self._sent_at is not None else time.time()
+        expires = request.fresh_token_expiry(token, self.authority()[0], sent_at=sent_at)
+        if self.config["token"] == "access" and has_lifetime:
+            from_answer = sent_at + float(lifetime)
+            expires = from_answer if expires is None else min(expires, from_answer)
+        return expires
 
     # ------------------------------------------------------------ login / logout / status / doctor
 
