@@ -25,8 +25,8 @@ from credhelper import jwt, securefile
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, Prompt, network_error, oauth_error, present,
-                          remember_token_secrets, session)
+from .device_flow import (PENDING, Overloaded, Prompt, flag_overload, network_error,
+                          oauth_error, present, remember_token_secrets, session, wait_out)
 
 LOGIN_HINT = "run `credhelper-azure login`"
 # Hosts MSAL treats as Entra authorities; any other host is a generic OpenID issuer.
@@ -38,27 +38,6 @@ RESERVED_SCOPES = {"openid", "profile", "offline_access"}  # MSAL adds them itse
 SIGN_IN_AGAIN = ("interaction_required", "invalid_grant", "login_required", "consent_required")
 KEYRING_SERVICE = "credhelper-azure"
 MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
-MAX_RETRIES = 4
-RETRY_STATUS = (429, 500, 502, 503, 504)
-# A POST that failed with 500 may have been carried out (a refresh token spent and
-# rotated) before the server broke: only answers that mean "not done" are retried.
-RETRY_POST_STATUS = (429, 502, 503, 504)
-
-
-class _Overloaded(Exception):
-    """Raised by a response hook for 429/5xx, before MSAL sees the answer: MSAL turns a
-    5xx into an MsalServiceError without the status, keeps no Retry-After, and its
-    ThrottledHttpClient would replay the same error to a retry within this process."""
-
-    def __init__(self, response):
-        super().__init__(response.status_code)
-        self.response = response
-
-
-def _flag_overload(response, *args, **kwargs):
-    if response.status_code in RETRY_STATUS:
-        raise _Overloaded(response)
-    return response
 
 
 class AzureProvider(Provider):
@@ -165,7 +144,7 @@ class AzureProvider(Provider):
         (read when it is sent: a device code sign-in runs to the login deadline), and the
         send time of the last POST is noted: a fresh token's lifetime counts from there."""
         http = session(self.config.get("ca_cert"))
-        http.hooks["response"].append(_flag_overload)
+        http.hooks["response"].append(flag_overload)
         send = http.request
 
         def bounded(method, url, *args, **kwargs):
@@ -202,19 +181,12 @@ class AzureProvider(Provider):
         while True:
             try:
                 return fn(*args, **kwargs)
-            except _Overloaded as exc:
-                response = exc.response
-                status, wait = response.status_code, response.headers.get("Retry-After")
-                method = getattr(response.request, "method", "POST") or "POST"
-                path = urlsplit(response.url or "").path
-                said = f"{authority} answered HTTP {status} to {method} {path} ({what})"
+            except Overloaded as exc:
+                method = getattr(exc.response.request, "method", "POST") or "POST"
+                path = urlsplit(exc.response.url or "").path
                 attempt += 1
-                retryable = method.upper() != "POST" or status in RETRY_POST_STATUS
-                if retryable and attempt <= MAX_RETRIES and request.pause_before_retry(
-                        attempt, said, retry_after=wait):
-                    continue
-                raise BackendUnavailable(said + (
-                    f"; it asks to retry after {wait.strip()[:40]}" if wait else "")) from None
+                wait_out(request, exc, f"{authority} answered HTTP {exc.response.status_code} "
+                         f"to {method} {path} ({what})", attempt, method.upper() != "POST")
             except requests.exceptions.RequestException as exc:
                 raise network_error(exc, authority) from None
             except ValueError as exc:  # MSAL's word for a malformed answer or authority

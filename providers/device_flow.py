@@ -188,3 +188,41 @@ def session(ca_cert: str | None, base=None, **kwargs):
             return merged
 
     return Session(**kwargs)
+
+
+# ---------------------------------------------------------------- 429 and 5xx, for both
+
+MAX_RETRIES = 4
+RETRY_STATUS = (429, 500, 502, 503, 504)
+# A POST that failed with 500 may have been carried out (a refresh token spent and
+# rotated) before the server broke: only answers that mean "not done" are retried.
+RETRY_POST_STATUS = (429, 502, 503, 504)
+
+
+class Overloaded(Exception):
+    """Raised by a response hook for 429/5xx, before authlib or MSAL reads the answer:
+    they would turn it into an error without the status or Retry-After (and MSAL's
+    ThrottledHttpClient would replay it to a retry within this process)."""
+
+    def __init__(self, response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def flag_overload(response, *args, **kwargs):
+    """requests response hook: 429/5xx raise Overloaded."""
+    if response.status_code in RETRY_STATUS:
+        raise Overloaded(response)
+    return response
+
+
+def wait_out(request, exc: Overloaded, said: str, attempt: int, idempotent: bool) -> None:
+    """After the ``attempt``-th 429/5xx: pause (the server's Retry-After when it sent one)
+    and return when the call may be made again within the deadline; else raise exit 4."""
+    status, wait = exc.response.status_code, exc.response.headers.get("Retry-After")
+    retryable = idempotent or status in RETRY_POST_STATUS
+    if retryable and attempt <= MAX_RETRIES and request.pause_before_retry(
+            attempt, said, retry_after=wait):
+        return
+    raise BackendUnavailable(said + (f" (it asks to retry after {wait.strip()[:40]})"
+                                     if wait else "")) from None

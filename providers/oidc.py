@@ -23,32 +23,13 @@ from credhelper.durations import MAX_SECONDS, parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, Prompt, network_error, oauth_error, present,
-                          remember_token_secrets, session)
+from .device_flow import (PENDING, Overloaded, Prompt, flag_overload, network_error,
+                          oauth_error, present, remember_token_secrets, session, wait_out)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
 PERSON_SCOPES = ["openid", "offline_access"]
 MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
-MAX_RETRIES = 4
-RETRY_STATUS = (429, 500, 502, 503, 504)
-# A POST that failed with 500 may have been carried out (a refresh token spent and
-# rotated) before the server broke: only answers that mean "not done" are retried.
-RETRY_POST_STATUS = (429, 502, 503, 504)
-
-
-class _Overloaded(Exception):
-    """Raised by a response hook for 429/5xx, before authlib reads the body."""
-
-    def __init__(self, response):
-        super().__init__(response.status_code)
-        self.response = response
-
-
-def _flag_overload(response, *args, **kwargs):
-    if response.status_code in RETRY_STATUS:
-        raise _Overloaded(response)
-    return response
 
 
 class OidcProvider(Provider):
@@ -157,7 +138,7 @@ class OidcProvider(Provider):
             client_id=self.config["client_id"], client_secret=secret,
             token_endpoint_auth_method="client_secret_basic" if secret else "none",
         )
-        sess.hooks["response"].append(_flag_overload)
+        sess.hooks["response"].append(flag_overload)
         return sess
 
     def _timeout(self, request) -> float:
@@ -175,15 +156,10 @@ class OidcProvider(Provider):
                 timeout = self._timeout(request)
                 self._sent_at = time.time()
                 return fn(*args, timeout=timeout, **kwargs)
-            except _Overloaded as exc:
-                status, wait = exc.response.status_code, exc.response.headers.get("Retry-After")
+            except Overloaded as exc:
                 attempt += 1
-                retryable = idempotent or status in RETRY_POST_STATUS
-                if retryable and attempt <= MAX_RETRIES and request.pause_before_retry(
-                        attempt, f"{issuer} answered HTTP {status} to {what}", retry_after=wait):
-                    continue
-                raise BackendUnavailable(f"{issuer} answered HTTP {status} to {what}" + (
-                    f" (it asks to retry after {wait.strip()[:40]})" if wait else "")) from None
+                wait_out(request, exc, f"{issuer} answered HTTP {exc.response.status_code} to "
+                         f"{what}", attempt, idempotent)
             except requests.exceptions.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else 0
                 raise AccessDenied(f"{issuer} refused {what} (HTTP {status})") from None
@@ -371,7 +347,7 @@ class OidcProvider(Provider):
                     continue
                 raise oauth_error(exc.error, exc.description, self.config["issuer"],
                                   self._login_hint(), "device") from None
-            except _Overloaded as exc:  # wait it out like slow_down, within the deadline
+            except Overloaded as exc:  # wait it out like slow_down, within the deadline
                 wait = parse_retry_after(exc.response.headers.get("Retry-After") or "")
                 request.log.debug(f"{self.config['issuer']} answered HTTP "
                                   f"{exc.response.status_code} while polling")
