@@ -25,8 +25,9 @@ from credhelper import jwt, securefile
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, Overloaded, Prompt, flag_overload, network_error,
-                          oauth_error, present, remember_token_secrets, session, wait_out)
+from .device_flow import (PENDING, Overloaded, Prompt, check_not_dead_on_arrival, flag_overload,
+                          network_error, oauth_error, present, remember_token_secrets, session,
+                          wait_out)
 
 LOGIN_HINT = "run `credhelper-azure login`"
 # Hosts MSAL treats as Entra authorities; any other host is a generic OpenID issuer.
@@ -314,16 +315,8 @@ class AzureProvider(Provider):
             raise AccessDenied(f"Azure AD returned no {self.config['token']} token")
         fresh = result.get("token_source", "identity_provider") == "identity_provider"
         expires = self._expiry(request, result, token, fresh)
-        sent_at, now = self._sent_at, time.time()
-        if fresh and expires is not None and sent_at is not None and sent_at < expires <= now:
-            # Alive when minted, dead on arrival: the answer was slow, not the sign-in wrong.
-            # Exit 4, so a still-valid cached credential is served meanwhile. (MSAL keeps
-            # it, counted from its arrival, but never serves one with < 5 minutes left.)
-            raise BackendUnavailable(
-                f"{self.authority()[0]} took {now - sent_at:.1f}s to answer, longer than the "
-                f"token lives ({expires - sent_at:.0f}s): it arrived expired",
-                hint="check the network path to the provider (proxy, VPN), or ask for a longer "
-                "token lifetime")
+        if fresh:  # (MSAL keeps a dead one, counted from its arrival, but never serves it)
+            check_not_dead_on_arrival(self.authority()[0], self._sent_at, expires)
         details = {"source": self.describe(), "obtained by": result.get("token_source", "MSAL")}
         who = claims.get("preferred_username") or claims.get("email") or claims.get("sub")
         if who:

@@ -226,3 +226,17 @@ def wait_out(request, exc: Overloaded, said: str, attempt: int, idempotent: bool
         return
     raise BackendUnavailable(said + (f" (it asks to retry after {wait.strip()[:40]})"
                                      if wait else "")) from None
+
+
+def check_not_dead_on_arrival(issuer: str, sent_at: float | None, expires: float | None) -> None:
+    """A token alive when minted but expired when its answer arrived: the answer was
+    slow, not the credentials wrong. Exit 4, so a still-valid cached token is served."""
+    import time
+
+    now = time.time()
+    if expires is not None and sent_at is not None and sent_at < expires <= now:
+        raise BackendUnavailable(
+            f"{issuer} took {now - sent_at:.1f}s to answer, longer than the token lives "
+            f"({expires - sent_at:.0f}s): it arrived expired",
+            hint="check the network path to the provider (proxy, VPN), or ask for a longer "
+            "token lifetime")

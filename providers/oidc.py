@@ -23,8 +23,9 @@ from credhelper.durations import MAX_SECONDS, parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, Overloaded, Prompt, flag_overload, network_error,
-                          oauth_error, present, remember_token_secrets, session, wait_out)
+from .device_flow import (PENDING, Overloaded, Prompt, check_not_dead_on_arrival, flag_overload,
+                          network_error, oauth_error, present, remember_token_secrets, session,
+                          wait_out)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
@@ -378,15 +379,7 @@ class OidcProvider(Provider):
                 and not isinstance(lifetime, bool) and math.isfinite(lifetime)):
             from_answer = sent_at + min(float(lifetime), MAX_SECONDS)
             expires = from_answer if expires is None else min(expires, from_answer)
-        now = time.time()
-        if expires is not None and sent_at < expires <= now:
-            # Alive when minted, dead on arrival: the answer was slow, not the credentials
-            # wrong. Exit 4, so a still-valid cached token is served meanwhile.
-            raise BackendUnavailable(
-                f"{self.config['issuer']} took {now - sent_at:.1f}s to answer, longer than the "
-                f"token lives ({expires - sent_at:.0f}s): it arrived expired",
-                hint="check the network path to the provider (proxy, VPN), or ask for a longer "
-                "token lifetime")
+        check_not_dead_on_arrival(self.config["issuer"], sent_at, expires)
         details = {"source": self.describe(), "grant": self.config["grant"], "obtained by": how}
         return Credential(token=value, expires_at=expires, details=details)
 
