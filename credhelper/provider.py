@@ -118,31 +118,38 @@ class Request:
         time.sleep(delay)
         return True
 
-    def fresh_token_expiry(self, token: str, issuer: str,
-                           sent_at: float | None = None) -> float | None:
-        """The expiry, on this machine's clock, of a JWT the issuer has just minted.
+    def fresh_token_expiry(self, token: str, issuer: str, sent_at: float | None = None,
+                           expires_in=None) -> float | None:
+        """The expiry, on this machine's clock, of a token the issuer has just minted.
 
-        ``exp`` is a time on the issuer's clock. When the token also carries ``iat``, its
-        lifetime (exp - iat) is counted from ``sent_at`` (when the request left, the
-        earliest the token can have been minted; default now) instead, so a laptop whose
-        clock is off neither serves a dead token nor throws away a good one, and a slow
-        answer is not mistaken for a fresh one. The skew is reported."""
+        A JWT's ``exp`` is a time on the issuer's clock. When the token also carries
+        ``iat``, its lifetime (exp - iat) is counted from ``sent_at`` (when the request
+        left, the earliest the token can have been minted; default now) instead, and so
+        is the answer's ``expires_in`` (or Vault's ``ttl``); the earlier end wins. A laptop
+        whose clock is off neither serves a dead token nor throws away a good one, and a
+        slow answer is not mistaken for a fresh one. The skew is reported."""
+        import math
+
         from credhelper import jwt
+        from credhelper.durations import MAX_SECONDS
 
         now = time.time() if sent_at is None else sent_at
         claims = (jwt.decode(token) or ({}, {}))[1]
         exp, iat = jwt.number(claims.get("exp")), jwt.number(claims.get("iat"))
-        if exp is None:
-            return None
-        if iat is None or iat > exp:
-            return exp
-        skew = iat - now
-        if abs(skew) > CLOCK_SKEW_WARNING:
-            self.log.warning(f"this machine's clock is {abs(skew):.0f}s "
-                             f"{'behind' if skew > 0 else 'ahead of'} {issuer}'s; the token's "
-                             "lifetime is counted from now (fix the clock: signed requests "
-                             "and other tools may fail)")
-        return now + (exp - iat)
+        expires = exp
+        if exp is not None and iat is not None and iat <= exp:
+            skew = iat - now
+            if abs(skew) > CLOCK_SKEW_WARNING:
+                self.log.warning(f"this machine's clock is {abs(skew):.0f}s "
+                                 f"{'behind' if skew > 0 else 'ahead of'} {issuer}'s; the "
+                                 "token's lifetime is counted from now (fix the clock: signed "
+                                 "requests and other tools may fail)")
+            expires = now + (exp - iat)
+        lifetime = jwt.number(expires_in)
+        if lifetime is not None and math.isfinite(lifetime) and lifetime > 0:
+            from_answer = now + min(lifetime, MAX_SECONDS)
+            expires = from_answer if expires is None else min(expires, from_answer)
+        return expires
 
     def require_interactive(self, what: str, hint: str) -> None:
         """Raise LoginRequired (exit 3) unless this run may ask a person."""

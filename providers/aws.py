@@ -388,16 +388,7 @@ class _Aws:
         self.log.debug(f"caller {answer.get('Arn')}")
         if not with_skew:
             return answer
-        skew = None
-        date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-        if date:
-            from email.utils import parsedate_to_datetime
-
-            try:
-                skew = time.time() - parsedate_to_datetime(date).timestamp()
-            except (TypeError, ValueError):
-                pass
-        return answer, skew
+        return answer, _date_skew(answer)
 
     # -------------------------------------------------------- the three modes
 
@@ -647,18 +638,25 @@ def _clock_refused(code: str, text: str) -> bool:
         ("Signature expired", "Signature not yet current"))
 
 
-def _skew_of(response: dict) -> str:
-    """How far this machine's clock is from AWS's, from the Date of AWS's answer."""
+def _date_skew(response: dict) -> float | None:
+    """Seconds this machine's clock is ahead of AWS's (negative: behind), from the Date
+    header of an AWS answer or error; None without a readable one."""
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    if date:
-        from email.utils import parsedate_to_datetime
+    if not date:
+        return None
+    from email.utils import parsedate_to_datetime
 
-        try:
-            skew = time.time() - parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError, OverflowError):
-            skew = None
-        if skew is not None and abs(skew) >= 60:  # less is jitter, not the cause
-            return f"about {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} AWS"
+    try:
+        return time.time() - parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _skew_of(response: dict) -> str:
+    """How far this machine's clock is from AWS's, in words, for a refusal's message."""
+    skew = _date_skew(response)
+    if skew is not None and abs(skew) >= 60:  # less is jitter, not the cause
+        return f"about {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} AWS"
     return "by more than AWS allows"
 
 

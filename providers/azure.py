@@ -338,12 +338,9 @@ class AzureProvider(Provider):
             if self.config["token"] == "access" and has_lifetime:
                 return time.time() + float(lifetime)
             return jwt.expiry(token)
-        sent_at = self._sent_at if self._sent_at is not None else time.time()
-        expires = request.fresh_token_expiry(token, self.authority()[0], sent_at=sent_at)
-        if self.config["token"] == "access" and has_lifetime:
-            from_answer = sent_at + float(lifetime)
-            expires = from_answer if expires is None else min(expires, from_answer)
-        return expires
+        return request.fresh_token_expiry(
+            token, self.authority()[0], sent_at=self._sent_at,
+            expires_in=lifetime if self.config["token"] == "access" else None)
 
     # ------------------------------------------------------------ login / logout / status / doctor
 

@@ -14,12 +14,11 @@ authlib and requests are imported inside methods only.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import time
 
 from credhelper import jwt
-from credhelper.durations import MAX_SECONDS, parse_retry_after
+from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
@@ -373,12 +372,9 @@ class OidcProvider(Provider):
         # Relative lifetimes (expires_in, exp - iat) are immune to a skewed laptop clock;
         # both count from when the request was sent, not from when the answer came.
         sent_at = self._sent_at if self._sent_at is not None else time.time()
-        expires = request.fresh_token_expiry(value, self.config["issuer"], sent_at=sent_at)
-        lifetime = token.get("expires_in")
-        if (want == "access_token" and isinstance(lifetime, (int, float))
-                and not isinstance(lifetime, bool) and math.isfinite(lifetime)):
-            from_answer = sent_at + min(float(lifetime), MAX_SECONDS)
-            expires = from_answer if expires is None else min(expires, from_answer)
+        expires = request.fresh_token_expiry(
+            value, self.config["issuer"], sent_at=sent_at,
+            expires_in=token.get("expires_in") if want == "access_token" else None)
         check_not_dead_on_arrival(self.config["issuer"], sent_at, expires)
         details = {"source": self.describe(), "grant": self.config["grant"], "obtained by": how}
         return Credential(token=value, expires_at=expires, details=details)

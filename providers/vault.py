@@ -315,10 +315,9 @@ class VaultProvider(Provider):
                 raise AccessDenied(f"Vault returned no identity token for role {name!r}")
             request.log.secret(token)
             # Relative lifetimes (ttl, exp - iat) are immune to a skewed laptop clock.
-            expires_at = request.fresh_token_expiry(token, f"Vault at {vault.address}")
-            ttl = _seconds(_object(body.get("data")).get("ttl"))
-            if ttl:
-                expires_at = min(now + ttl, expires_at or float("inf"))
+            expires_at = request.fresh_token_expiry(
+                token, f"Vault at {vault.address}", sent_at=now,
+                expires_in=_seconds(_object(body.get("data")).get("ttl")))
             return Credential(token, expires_at, details=details)
 
         if target == "secret":
