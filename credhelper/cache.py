@@ -37,6 +37,13 @@ class Entry:
     def fresh(self, now: float, min_validity: float) -> bool:
         return self.expires_at is not None and self.expires_at - now >= min_validity
 
+    def serves(self, now: float, min_validity: float, refresh_grace: float | None = None) -> bool:
+        """May this entry be handed out now? With ``refresh_grace`` (a forced refresh) only
+        when it was fetched that recently: another run has just refreshed it."""
+        if not self.fresh(now, min_validity):
+            return False
+        return refresh_grace is None or 0 <= now - self.fetched_at < refresh_grace
+
     def valid(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at > now
 

@@ -33,16 +33,16 @@ class App:
         self.log = Log(prog, self.stderr, debug)
 
     def prepare(self, provider: str) -> Run:
-        return Run.prepare(provider, self.env, None, self.stderr, self.log)
+        return Run.prepare(provider, self.env, None, self.stderr, self.log, by_hand=True)
 
     def echo(self, text: str = "") -> None:
         self.stdout.write(text + "\n")
         self.stdout.flush()
 
-    def get(self, provider: str) -> int:
+    def get(self, provider: str, force: bool = False) -> int:
         stdout = None if self.stdout is sys.stdout else self.stdout
         return get_and_print(self.prog, provider, self.debug, self.env, None, stdout,
-                             self.stderr, self.clock)
+                             self.stderr, self.clock, force=force)
 
 
 def version_text(prog: str, provider: str | None = None) -> str:
@@ -77,6 +77,11 @@ def _version_option(provider: str | None):
 
 _debug_option = click.option("--debug", is_flag=True, expose_value=False,
                              help="Verbose log on stderr (never a secret).")
+_force_option = click.option(
+    "--force-refresh", "force", is_flag=True,
+    help="Fetch a new credential instead of the cached one (what the app's "
+         "mid-session-refresh context does); an entry fetched within refresh_grace counts "
+         "as new.")
 
 
 # ---------------------------------------------------------------- shared commands
@@ -124,10 +129,11 @@ def backend_commands(provider: str) -> list:
     cls = registry.load(provider)
 
     @click.command("get")
+    @_force_option
     @click.pass_obj
-    def get(app: App):
+    def get(app: App, force: bool):
         """Print the credential (what running with no arguments does)."""
-        raise SystemExit(app.get(provider))
+        raise SystemExit(app.get(provider, force))
 
     commands = [get, _status_command(provider)]
     if cls.can_login:
@@ -151,10 +157,11 @@ def _backend_group(provider: str, app: App):
                  "With no command, print the credential on stdout and exit.")
     @_version_option(provider)
     @_debug_option
+    @_force_option
     @click.pass_context
-    def group(ctx):
+    def group(ctx, force: bool):
         if ctx.invoked_subcommand is None:
-            ctx.exit(app.get(provider))
+            ctx.exit(app.get(provider, force))
 
     for command in backend_commands(provider) + cls(None).cli_commands():
         group.add_command(command)
@@ -178,10 +185,11 @@ def umbrella():
 
 @umbrella.command("get")
 @click.option("--provider", "-p", required=True, help="Backend: " + ", ".join(registry.BUILTIN))
+@_force_option
 @click.pass_obj
-def umbrella_get(app: App, provider: str):
+def umbrella_get(app: App, provider: str, force: bool):
     """Print a credential from PROVIDER, exactly as credhelper-PROVIDER does."""
-    raise SystemExit(app.get(provider))
+    raise SystemExit(app.get(provider, force))
 
 
 umbrella.add_command(_status_command(None))

@@ -24,6 +24,9 @@ import sys
 
 DOMAIN = "com.credhelper"  # the helper's own preference domain (macOS)
 POLICY_KEY = r"SOFTWARE\Policies\credhelper"  # the helper's own policy key (Windows)
+# The app's own managed settings (Claude Desktop / Cowork): flat string values.
+APP_DOMAIN = "com.anthropic.claudefordesktop"
+APP_POLICY_KEY = r"SOFTWARE\Policies\Claude"
 PLIST_DIR = "/Library/Managed Preferences"
 
 # Seams for tests: which platform's reader runs, and the winreg-like module it uses.
@@ -77,12 +80,12 @@ def _user_name() -> str | None:
         return None
 
 
-def _plist_paths() -> list[str]:
+def _plist_paths(domain: str = DOMAIN) -> list[str]:
     """Machine-wide first, then the user's (which wins)."""
-    paths = [os.path.join(PLIST_DIR, DOMAIN + ".plist")]
+    paths = [os.path.join(PLIST_DIR, domain + ".plist")]
     user = _user_name()
     if user:
-        paths.append(os.path.join(PLIST_DIR, user, DOMAIN + ".plist"))
+        paths.append(os.path.join(PLIST_DIR, user, domain + ".plist"))
     return paths
 
 
@@ -118,6 +121,43 @@ def _read_plists() -> tuple[str, dict] | None:
     if not used:
         return None
     return "managed preferences " + ", ".join(used), tables
+
+
+# ---------------------------------------------------------------- the app's own keys
+
+
+def app_values(names: tuple[str, ...]) -> dict[str, tuple[object, str]]:
+    """Those of ``names`` that the app's managed settings set: name -> (value, where).
+
+    Read leniently: these are the app's keys, not ours, so a file or key we cannot read
+    leaves the value unset (the caller falls back to its own setting) instead of failing
+    the run. The user's plist wins on macOS, HKLM on Windows, as for our own settings."""
+    found: dict[str, tuple[object, str]] = {}
+    if platform == "darwin":
+        import plistlib
+
+        for path in _plist_paths(APP_DOMAIN):
+            try:
+                with open(path, "rb") as f:
+                    data = plistlib.load(f)
+            except (OSError, ValueError, plistlib.InvalidFileException):
+                continue
+            if isinstance(data, dict):
+                found.update({n: (data[n], path) for n in names if n in data})
+    elif platform == "win32":
+        reg = _winreg()
+        for label, hive in reversed(_hives(reg)):  # HKCU first: HKLM overwrites it
+            try:
+                with reg.OpenKey(hive, APP_POLICY_KEY) as key:
+                    for name in names:
+                        try:
+                            value = reg.QueryValueEx(key, name)[0]
+                        except OSError:
+                            continue
+                        found[name] = (value, f"{label}\\{APP_POLICY_KEY}")
+            except OSError:
+                continue
+    return found
 
 
 # ---------------------------------------------------------------- Windows

@@ -19,8 +19,7 @@ from credhelper import managed
 from credhelper.config import check_url
 from credhelper.errors import ConfigError
 
-APP_DOMAIN = "com.anthropic.claudefordesktop"
-APP_POLICY_KEY = r"SOFTWARE\Policies\Claude"
+APP_DOMAIN, APP_POLICY_KEY = managed.APP_DOMAIN, managed.APP_POLICY_KEY
 MOBILECONFIG = "claude-gateway.mobileconfig"
 REGFILE = "claude-gateway.reg"
 PROFILE_ID = "com.credhelper.claude-gateway"

@@ -51,8 +51,15 @@ class Setting:
 COMMON_SETTINGS = (
     Setting("timeout", "duration", 30.0, credential=False,
             help="deadline for the whole run: every network call and retry"),
-    Setting("login_timeout", "duration", 300.0, credential=False,
-            help="deadline for an interactive sign-in (device code, browser)"),
+    Setting("login_timeout", "duration", None, credential=False,
+            help="deadline for an interactive sign-in (device code, browser); default: as "
+                 "long as the app's time budget allows"),
+    Setting("app_timeout", "duration", 60.0, credential=False,
+            help="seconds the app lets a run take (its inferenceCredentialHelperTimeoutSec, "
+                 "read from its managed preferences where set); every run ends 2s before"),
+    Setting("refresh_grace", "duration", 10.0, credential=False,
+            help="a forced refresh (mid-session-refresh, --force-refresh) serves an entry "
+                 "fetched this recently instead of fetching again"),
     Setting("min_validity", "duration", 300.0, credential=False,
             help="hand out a credential only while it stays valid at least this long"),
     Setting("max_age", "duration", None,
@@ -87,6 +94,9 @@ class Request:
     log: Log
     stdin_is_tty: bool = False
     state: Any = None  # credhelper.cache.StateStore: private storage for long-lived secrets
+    # mid-session-refresh or --force-refresh: the caller gave up on the credential it holds,
+    # so no token the provider keeps itself (MSAL's cache) may be handed back unrenewed.
+    force_refresh: bool = False
 
     def remaining(self) -> float:
         """Seconds left before the deadline; raises once it has passed."""

@@ -20,16 +20,20 @@ from credhelper import errors, output, paths, securefile, snapshot
 from credhelper.errors import CredhelperError
 from credhelper.log import Log
 
-GRACE = 1.0  # seconds past the deadline before the watchdog gives up on a fetch
+
+FLAGS = ("--debug", "--force-refresh")  # what a plain run accepts; the rest is click
 
 
 def helper_main(provider: str, argv=None, env=None, stdin=None, stdout=None, stderr=None,
                 clock=time.time) -> int:
-    """``credhelper-<provider>``: no arguments (or only --debug) prints a credential."""
+    """``credhelper-<provider>``: no arguments (or only --debug / --force-refresh) prints
+    a credential."""
+    started = time.monotonic()  # the app's clock started when it ran us: count from here
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = f"credhelper-{provider}"
-    if argv in ([], ["--debug"]):
-        return get_and_print(prog, provider, "--debug" in argv, env, stdin, stdout, stderr, clock)
+    if len(set(argv)) == len(argv) and all(arg in FLAGS for arg in argv):
+        return get_and_print(prog, provider, "--debug" in argv, env, stdin, stdout, stderr,
+                             clock, force="--force-refresh" in argv, started=started)
     from credhelper import cli
 
     return cli.backend_main(provider, argv, env=env, stdout=stdout, stderr=stderr, clock=clock)
@@ -37,46 +41,60 @@ def helper_main(provider: str, argv=None, env=None, stdin=None, stdout=None, std
 
 def umbrella_main(argv=None, env=None, stdin=None, stdout=None, stderr=None, clock=time.time) -> int:
     """``credhelper``: ``get --provider NAME`` takes the hot path too; the rest is click."""
+    started = time.monotonic()
     argv = sys.argv[1:] if argv is None else list(argv)
-    provider, debug = _parse_get(argv)
-    if provider:
-        return get_and_print("credhelper", provider, debug, env, stdin, stdout, stderr, clock)
+    parsed = _parse_get(argv)
+    if parsed is not None:
+        provider, flags = parsed
+        return get_and_print("credhelper", provider, "--debug" in flags, env, stdin, stdout,
+                             stderr, clock, force="--force-refresh" in flags, started=started)
     from credhelper import cli
 
     return cli.umbrella_main(argv, env=env, stdout=stdout, stderr=stderr, clock=clock)
 
 
-def _parse_get(argv: list[str]) -> tuple[str | None, bool]:
-    """``get --provider NAME [--debug]`` in any order; anything else goes to click."""
+def _parse_get(argv: list[str]) -> tuple[str, set[str]] | None:
+    """``get --provider NAME [--debug] [--force-refresh]`` in any order; anything else
+    (None) goes to click."""
     if not argv or argv[0] != "get":
-        return None, False
-    rest, provider, debug = argv[1:], None, False
+        return None
+    rest, provider, flags = argv[1:], None, set()
     while rest:
         arg = rest.pop(0)
-        if arg == "--debug" and not debug:
-            debug = True
+        if arg in FLAGS and arg not in flags:
+            flags.add(arg)
         elif arg in ("--provider", "-p") and rest and provider is None:
             provider = rest.pop(0)
         elif arg.startswith("--provider=") and provider is None:
             provider = arg.split("=", 1)[1]
         else:
-            return None, False
+            return None
     valid = provider and provider.replace("-", "").replace("_", "").isalnum()
-    return (provider, debug) if valid else (None, False)
+    return (provider, flags) if valid else None
 
 
 def get_and_print(prog, provider, debug, env=None, stdin=None, stdout=None, stderr=None,
-                  clock=time.time) -> int:
+                  clock=time.time, force=False, started=None) -> int:
     env = os.environ if env is None else env
     stderr = sys.stderr if stderr is None else stderr
+    started = time.monotonic() if started is None else started
     log = Log(prog, stderr, debug)
+    force = force or forced_by_context(env)
     with StdoutGuard(stdout, _Redacting(stderr, log)) as out:
-        return guarded(log, debug, lambda: out.write(_get_text(provider, env, stdin, stderr, clock, log)))
+        return guarded(log, debug, lambda: out.write(
+            _get_text(provider, env, stdin, stderr, clock, log, force, started)))
 
 
-def _get_text(provider, env, stdin, stderr, clock, log) -> str:
-    text = hit(provider, env, clock, log)
-    return text if text is not None else get(provider, env, stdin, stderr, clock, log)
+def forced_by_context(env) -> bool:
+    """The app runs us in ``mid-session-refresh`` when the credential it holds has expired
+    or was refused: serving the cached entry would hand the same one back."""
+    return (env.get("CLAUDE_HELPER_CONTEXT") or "").strip() == "mid-session-refresh"
+
+
+def _get_text(provider, env, stdin, stderr, clock, log, force, started) -> str:
+    text = hit(provider, env, clock, log, force)
+    return text if text is not None else get(provider, env, stdin, stderr, clock, log, force,
+                                             started)
 
 
 def guarded(log: Log, debug: bool, action) -> int:
@@ -167,8 +185,11 @@ class StdoutGuard:
 # ---------------------------------------------------------------- the hot path
 
 
-def hit(provider: str, env, clock, log: Log) -> str | None:
-    """The credential text from a fresh cache entry, or None to take the full path."""
+def hit(provider: str, env, clock, log: Log, force: bool = False) -> str | None:
+    """The credential text from a fresh cache entry, or None to take the full path.
+
+    A forced refresh is served here only by an entry fetched within ``refresh_grace``:
+    another run has just refreshed it, so fetching again would only load the backend."""
     directory = paths.user_cache_dir(env)
     if not securefile.check_private_dir(directory):
         return None
@@ -179,10 +200,13 @@ def hit(provider: str, env, clock, log: Log) -> str | None:
     log.log_file = snap.get("log_file")
     from credhelper.cache import open_cache
 
+    grace = snap.get("refresh_grace") if force else None
+    if force and not isinstance(grace, (int, float)):
+        return None  # a snapshot from before refresh_grace existed: take the full path
     entry = open_cache(snap["cache"], directory, log).load(provider, snap["key"])
     now = clock()
-    if entry is None or not entry.fresh(now, snap["min_validity"]):
-        log.debug("cache miss" if entry is None else "cached credential is due for renewal")
+    if entry is None or not entry.serves(now, snap["min_validity"], grace):
+        log.debug(_why_not_served(entry, force))
         return None
     log.debug(f"cache hit: {provider} credential valid for {int(entry.expires_at - now)}s more")
     return output.render(entry.token, {**entry.headers, **snap["headers"]}, snap["output"])
@@ -191,24 +215,38 @@ def hit(provider: str, env, clock, log: Log) -> str | None:
 # ---------------------------------------------------------------- the full path
 
 
-def get(provider_name: str, env, stdin, stderr, clock, log: Log) -> str:
+def _why_not_served(entry, force: bool) -> str:
+    if entry is None:
+        return "cache miss"
+    if force:
+        return "forced refresh: the cached credential was not fetched within refresh_grace"
+    return "cached credential is due for renewal"
+
+
+def get(provider_name: str, env, stdin, stderr, clock, log: Log, force: bool = False,
+        started: float | None = None) -> str:
     from credhelper.cache import Entry, Lock
 
-    run = Run.prepare(provider_name, env, stdin, stderr, log)
+    run = Run.prepare(provider_name, env, stdin, stderr, log, force=force, started=started)
     conf, cache, key = run.config, run.cache, run.key
+    grace = conf["refresh_grace"] if force else None
     files = ", ".join(f"{path} ({'read' if read else 'absent'})" for _, path, read in conf.files)
     log.debug(f"configuration: {files}; cache {cache.mode} at {cache.path(provider_name, key)}")
+    log.debug(f"time budget {run.budget.timeout:g}s from {run.budget.timeout_source}; "
+              f"this run ends within {run.budget.usable:g}s")
     now = clock()
     entry = cache.load(provider_name, key)
-    if entry is not None and entry.fresh(now, conf["min_validity"]):
-        log.debug("cache hit (full path)")
+    if entry is not None and entry.serves(now, conf["min_validity"], grace):
+        log.debug("cache hit (full path)" + (": refreshed within refresh_grace" if force else ""))
         return run.finish(entry.token, entry.headers)
+    if force:
+        log.debug(_why_not_served(entry, force))
 
     lock = (Lock(run.directory, provider_name, key, run.request.deadline, log)
             if cache.mode != "none" else _nothing())
     with lock:
         entry = cache.load(provider_name, key)
-        if entry is not None and entry.fresh(clock(), conf["min_validity"]):
+        if entry is not None and entry.serves(clock(), conf["min_validity"], grace):
             log.debug("another run fetched while this one waited for the lock")
             return run.finish(entry.token, entry.headers)
         try:
@@ -267,7 +305,11 @@ class Run:
     """Everything the full path resolves once: config, provider, cache, key, request."""
 
     @classmethod
-    def prepare(cls, provider_name, env, stdin, stderr, log: Log, need_cache_dir=True):
+    def prepare(cls, provider_name, env, stdin, stderr, log: Log, force: bool = False,
+                started: float | None = None, by_hand: bool = False):
+        """``by_hand``: a command a person runs (login, status, doctor), which no app
+        bounds; a credential run is bounded by the app's time budget."""
+        from credhelper import budget as budget_mod
         from credhelper import config as config_mod
         from credhelper import context, registry
         from credhelper.cache import StateStore, open_cache
@@ -287,7 +329,10 @@ class Run:
         self.cache = open_cache(conf["cache"], self.directory, log)
         self.key = cache_key(provider_name, conf, env)
         name, interactive = context.resolve(env, stderr if stderr is not None else sys.stderr)
-        start = time.monotonic()
+        start = time.monotonic() if started is None else started
+        self.budget = budget_mod.read(conf)
+        self.deadlines = (budget_mod.Deadlines.by_hand(start, conf) if by_hand
+                          else budget_mod.Deadlines.compute(start, conf, self.budget))
         stdin = stdin if stdin is not None else sys.stdin
         try:
             stdin_tty = stdin.isatty()
@@ -296,10 +341,11 @@ class Run:
         self.request = Request(
             context=name,
             interactive=interactive,
-            deadline=start + conf["timeout"],
-            login_deadline=start + max(conf["timeout"], conf["login_timeout"]),
+            deadline=self.deadlines.network,
+            login_deadline=self.deadlines.sign_in,
             log=log,
             stdin_is_tty=stdin_tty,
+            force_refresh=force,
             state=StateStore("keyring" if conf["cache"] == "keyring" else "file",
                              self.directory, provider_name, log),
         )
@@ -318,14 +364,22 @@ class Run:
             except BaseException as exc:  # handed to the main thread below
                 result["error"] = exc
 
+        from credhelper.budget import WATCHDOG_GRACE
+
         bound = self.request.login_deadline if self.request.interactive else self.request.deadline
+        hard = min(bound + WATCHDOG_GRACE, self.deadlines.hard)
         worker = threading.Thread(target=work, name="fetch", daemon=True)
         worker.start()
-        worker.join(max(0.0, bound - time.monotonic()) + GRACE)
+        worker.join(max(0.0, hard - time.monotonic()))
         if worker.is_alive():
-            seconds = int(self.config["login_timeout" if self.request.interactive else "timeout"])
+            if hard >= self.deadlines.hard:
+                raise errors.BackendUnavailable(
+                    f"no answer from {self.provider.describe()} within the app's time budget "
+                    f"({self.budget.timeout:g}s, from {self.budget.timeout_source})",
+                    hint="check that the backend is reachable")
             raise errors.BackendUnavailable(
-                f"no answer from {self.provider.describe()} within the {seconds}s deadline",
+                f"no answer from {self.provider.describe()} within the "
+                f"{int(self.config['timeout'])}s deadline",
                 hint="check that the backend is reachable, or raise timeout",
             )
         if "error" in result:
@@ -346,6 +400,7 @@ class Run:
                     "cache": conf["cache"],
                     "key": self.key,
                     "min_validity": conf["min_validity"],
+                    "refresh_grace": conf["refresh_grace"],
                     "output": conf["output"],
                     "headers": conf["headers"],
                     "log_file": conf.get("log_file"),

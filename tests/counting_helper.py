@@ -24,6 +24,9 @@ class CountingProvider(Provider):
         Setting("token", secret=True, required=True),
         Setting("ttl", "duration", 3600.0),
         Setting("count_file", "path", required=True, credential=False),
+        # Where the backend keeps its current value, when a test rotates it: not part of
+        # the cache key, as a secret stored in a real backend is not.
+        Setting("value_file", "path", credential=False),
         Setting("behaviour", "choice", "ok", credential=False,
                 choices=("ok", "unavailable", "refused", "login", "hang", "bug", "print",
                          "slow", "no-expiry", "newline")),
@@ -37,6 +40,9 @@ class CountingProvider(Provider):
             f.write(f"{os.getpid()} {request.context} {request.interactive}\n")
         behaviour = self.config["behaviour"]
         token = self.config["token"]
+        if self.config.get("value_file"):
+            with open(self.config["value_file"]) as f:
+                token = f.read().strip()
         if behaviour == "unavailable":
             raise BackendUnavailable(f"backend down (it would have said {token[:0]})")
         if behaviour == "refused":
