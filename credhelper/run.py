@@ -255,7 +255,10 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log, force: bool = F
                       f"interactive={run.request.interactive})")
             cred = run.fetch()
         except errors.STALE_IF_ERROR as exc:
-            if entry is None or not entry.valid(clock()):
+            # A forced run that finds the sign-in gone says so (exit 3): the app has given
+            # up on the cached credential, and only a person can get a new one.
+            if entry is None or not entry.valid(clock()) or (force and isinstance(
+                    exc, errors.LoginRequired)):
                 raise
             log.warning(f"{exc.message}; serving the cached credential, which stays valid "
                         f"for {int(entry.expires_at - clock())}s more")

@@ -240,3 +240,84 @@ def check_not_dead_on_arrival(issuer: str, sent_at: float | None, expires: float
             f"({expires - sent_at:.0f}s): it arrived expired",
             hint="check the network path to the provider (proxy, VPN), or ask for a longer "
             "token lifetime")
+
+
+# ---------------------------------------------------------------- a sign-in that outlives a run
+
+POLL_INTERVAL = (1.0, 60.0)  # seconds: a provider's interval is clamped to this
+CODE_LIFETIME = (10.0, 3600.0)  # seconds: and its code's expires_in to this
+
+
+def bounded(value, default: float, low: float, high: float) -> float:
+    """A provider-sent number of seconds, clamped to [low, high]; ``default`` when it is
+    missing or not a finite number (a NaN interval must not poll in a tight loop)."""
+    import math
+
+    if isinstance(value, bool):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return min(max(number, low), high) if math.isfinite(number) else default
+
+
+class StillPending(Exception):
+    """Polling ended at the run's deadline while the person had not yet approved."""
+
+
+class PendingSignIn:
+    """A device authorization that a person may still be completing, kept between runs.
+
+    The app kills a helper after its time budget, but a person may take longer to sign
+    in. Rather than lose that sign-in (and show a new code next time), the run that
+    started it saves the pending authorization (0600, or the keyring with
+    ``cache = "keyring"``), exits 3 saying so, and the next run in any context polls the
+    same authorization: it finishes silently once the person has approved it. Only what
+    polling needs is kept (the device code, which is useless after its minutes of life and
+    without the person's approval), and it is deleted as soon as the flow ends."""
+
+    FIELDS = ("device_code", "user_code", "verification_uri")
+
+    def __init__(self, request, name: str):
+        self.request, self.name = request, "pending:" + name
+
+    def load(self) -> dict | None:
+        """The saved authorization while it can still be completed, else None."""
+        import time
+
+        doc = self.request.state.load(self.name)
+        if doc is None:
+            return None
+        usable = (all(isinstance(doc.get(f), str) and doc[f] for f in self.FIELDS)
+                  and isinstance(doc.get("expires_at"), (int, float))
+                  and not isinstance(doc.get("expires_at"), bool))
+        if not usable or doc["expires_at"] <= time.time():
+            self.request.log.debug("the saved pending sign-in has expired or is damaged: "
+                                   "forgetting it")
+            self.clear()
+            return None
+        self.request.log.secret(doc["device_code"])
+        return doc
+
+    def save(self, doc: dict) -> None:
+        self.request.state.save(self.name, doc)
+
+    def clear(self) -> None:
+        self.request.state.delete(self.name)
+
+    @staticmethod
+    def prompt(doc: dict) -> Prompt:
+        return Prompt(doc["user_code"], doc["verification_uri"],
+                      doc.get("verification_uri_complete"), None)
+
+    def not_finished(self, doc: dict, where: str, hint: str):
+        """The exit-3 error of a run whose sign-in is still waiting for the person."""
+        import time
+
+        left = max(0, int(doc["expires_at"] - time.time()))
+        return LoginRequired(
+            f"the sign-in at {where} is not finished yet: {self.prompt(doc).text()} "
+            f"(the code stays valid {left}s more)",
+            hint=f"finish it in the browser, then retry: the next run completes this "
+                 f"sign-in without a new code ({hint} starts over)")

@@ -22,9 +22,10 @@ from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, Overloaded, Prompt, check_not_dead_on_arrival, flag_overload,
-                          network_error, oauth_error, present, remember_token_secrets, session,
-                          wait_out)
+from .device_flow import (PENDING, POLL_INTERVAL, CODE_LIFETIME, Overloaded, PendingSignIn,
+                          StillPending,
+                          bounded, check_not_dead_on_arrival, flag_overload, network_error,
+                          oauth_error, present, remember_token_secrets, session, wait_out)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
@@ -216,14 +217,19 @@ class OidcProvider(Provider):
                 params["scope"] = " ".join(self._scopes())
             return self._credential(request, self._token(request, sess, doc["token_endpoint"],
                                                          "token", **params), "client credentials")
-        # Without a saved sign-in a background run ends here, before any network call.
+        # Without a saved sign-in a background run ends here, before any network call,
+        # unless a person has a sign-in under way: then any run may finish it.
         refresh = self._saved_refresh_token(request)
+        pending = PendingSignIn(request, self._state_name())
+        started = None
         if not refresh:
             if self.config["grant"] == "refresh_token":
                 raise LoginRequired(f"no refresh token for {self.config['issuer']}",
                                     hint="run `credhelper-oidc login`, or set [oidc] refresh_token_file")
-            request.require_interactive(f"nobody has signed in to {self.config['issuer']} yet",
-                                        self._login_hint())
+            started = pending.load()
+            if started is None:
+                request.require_interactive(f"nobody has signed in to {self.config['issuer']} yet",
+                                            self._login_hint())
         sess = self._session(request, secret)
         doc = self.discover(request, sess)
         if refresh:
@@ -233,9 +239,12 @@ class OidcProvider(Provider):
                 request.state.delete(self._state_name())
                 if self.config["grant"] != "device_code":
                     raise
-                request.require_interactive(f"the saved sign-in for {self.config['issuer']} "
-                                            "has expired or was revoked", self._login_hint())
-        return self._credential(request, self._device_flow(request, sess, doc), "device code sign-in")
+                started = pending.load()
+                if started is None:
+                    request.require_interactive(f"the saved sign-in for {self.config['issuer']} "
+                                                "has expired or was revoked", self._login_hint())
+        token = self._device_flow(request, sess, doc, pending, started)
+        return self._credential(request, token, "device code sign-in")
 
     def _saved_refresh_token(self, request) -> str | None:
         state = request.state.load(self._state_name()) or {}
@@ -287,7 +296,31 @@ class OidcProvider(Provider):
             request.log.debug("the provider rotated the refresh token; saved the new one")
         return self._credential(request, token, "refresh token")
 
-    def _device_flow(self, request, sess, doc: dict) -> dict:
+    def _device_flow(self, request, sess, doc: dict, pending: PendingSignIn,
+                     started: dict | None = None) -> dict:
+        """Sign a person in with the device code: a new authorization, or ``started``, one
+        an earlier run saved. Ends by the run's deadline; an unfinished sign-in stays
+        saved for the next run (see PendingSignIn)."""
+        if started is None:
+            started = self._authorize_device(request, sess, doc)
+            pending.save(started)
+            present(request, pending.prompt(started))
+        else:
+            request.log.debug(f"resuming the sign-in started earlier (code {started['user_code']})")
+            if request.interactive:
+                present(request, pending.prompt(started))
+        try:
+            token = self._poll(request, sess, doc["token_endpoint"], started)
+        except StillPending:
+            raise pending.not_finished(started, self.config["issuer"], self._login_hint()) from None
+        except (LoginRequired, AccessDenied):  # declined or expired: that sign-in is over
+            pending.clear()
+            raise
+        pending.clear()
+        return token
+
+    def _authorize_device(self, request, sess, doc: dict) -> dict:
+        """Ask for a new device authorization; what a later run needs to poll it."""
         endpoint = doc.get("device_authorization_endpoint")
         if not isinstance(endpoint, str):
             raise ConfigError(f"{self.config['issuer']} offers no device authorization endpoint",
@@ -302,66 +335,74 @@ class OidcProvider(Provider):
             answer = response.json()
         except ValueError:
             answer = {}
-        if response.status_code != 200 or "device_code" not in answer:
+        if (response.status_code != 200 or not isinstance(answer, dict)
+                or not isinstance(answer.get("device_code"), str)):
             if response.status_code >= 500:
                 raise BackendUnavailable(f"{self.config['issuer']} answered HTTP "
                                          f"{response.status_code} to the device authorization request")
+            answer = answer if isinstance(answer, dict) else {}
             raise oauth_error(answer.get("error") or f"HTTP {response.status_code}",
                               answer.get("error_description"), self.config["issuer"],
                               self._login_hint(), "device")
         request.log.secret(answer["device_code"])
-        prompt = Prompt(answer.get("user_code", ""), answer.get("verification_uri")
-                        or answer.get("verification_url", ""),
-                        answer.get("verification_uri_complete"), answer.get("expires_in"))
-        present(request, prompt)
-        return self._poll(request, sess, doc["token_endpoint"], answer)
+        uri = answer.get("verification_uri") or answer.get("verification_url")
+        if not isinstance(answer.get("user_code"), str) or not isinstance(uri, str):
+            raise AccessDenied(f"{self.config['issuer']} answered the device authorization "
+                               "without a user code or verification URI")
+        complete = answer.get("verification_uri_complete")
+        return {"device_code": answer["device_code"], "user_code": answer["user_code"],
+                "verification_uri": uri,
+                "verification_uri_complete": complete if isinstance(complete, str) else None,
+                "interval": bounded(answer.get("interval"), 5.0, *POLL_INTERVAL),
+                "expires_at": time.time() + bounded(answer.get("expires_in"), 600.0,
+                                                    *CODE_LIFETIME)}
 
-    def _poll(self, request, sess, url: str, answer: dict) -> dict:
-        """Poll the token endpoint until the person is done, within the sign-in deadline."""
+    def _poll(self, request, sess, url: str, started: dict) -> dict:
+        """Poll the token endpoint until the person is done. An interactive run polls
+        until its sign-in deadline; any other run asks once (the person may have approved
+        since the run that showed the code), never waiting for a person."""
         from authlib.integrations.base_client import OAuthError
         import requests
 
-        interval = max(float(answer.get("interval") or 5), 0.2)
-        ends = request.login_deadline
-        code_ends = time.monotonic() + float(answer.get("expires_in") or 0)
-        if answer.get("expires_in") and code_ends < ends:
-            ends = code_ends
+        interval = bounded(started.get("interval"), 5.0, *POLL_INTERVAL)
+        ends = request.login_deadline if request.interactive else time.monotonic()
+        code_ends = time.monotonic() + (started["expires_at"] - time.time())
         while True:
-            left = ends - time.monotonic()
-            if left <= 0:
-                if ends == code_ends:  # the provider would now answer expired_token
-                    raise oauth_error("expired_token", None, self.config["issuer"],
-                                      self._login_hint(), "device")
-                raise LoginRequired(f"the sign-in at {self.config['issuer']} was not completed in time",
-                                    hint=f"{self._login_hint()} and finish it within "
-                                         f"{int(self.config['login_timeout'])}s (login_timeout)")
             try:
                 self._sent_at = time.time()
-                token = sess.fetch_token(url, grant_type=DEVICE_GRANT, device_code=answer["device_code"],
-                                         timeout=min(left, MAX_CALL), **self._extra())
+                token = sess.fetch_token(url, grant_type=DEVICE_GRANT,
+                                         device_code=started["device_code"],
+                                         timeout=min(max(0.5, request.login_deadline - time.monotonic()),
+                                                     MAX_CALL),
+                                         **self._extra())
             except OAuthError as exc:
-                if exc.error in PENDING:
-                    if exc.error == "slow_down":
-                        interval += 5  # RFC 8628 §3.5
-                    time.sleep(max(0.0, min(interval, ends - time.monotonic())))
-                    continue
-                raise oauth_error(exc.error, exc.description, self.config["issuer"],
-                                  self._login_hint(), "device") from None
+                if exc.error not in PENDING:
+                    raise oauth_error(exc.error, exc.description, self.config["issuer"],
+                                      self._login_hint(), "device") from None
+                if exc.error == "slow_down":
+                    interval = min(interval + 5, POLL_INTERVAL[1])  # RFC 8628 §3.5
             except Overloaded as exc:  # wait it out like slow_down, within the deadline
                 wait = parse_retry_after(exc.response.headers.get("Retry-After") or "")
                 request.log.debug(f"{self.config['issuer']} answered HTTP "
                                   f"{exc.response.status_code} while polling")
-                time.sleep(max(0.0, min(max(interval, wait or 0), ends - time.monotonic())))
-                continue
+                interval = max(interval, min(wait or 0, POLL_INTERVAL[1]))
             except requests.exceptions.RequestException as exc:
                 raise network_error(exc, self.config["issuer"]) from None
-            token = remember_token_secrets(request, dict(token))
-            self._save(request, token)
-            if not token.get("refresh_token"):
-                request.log.warning("the provider issued no refresh token: the next run after "
-                                    "this token expires needs a new sign-in (add offline_access "
-                                    "to scopes?)")
-            return token
+            else:
+                token = remember_token_secrets(request, dict(token))
+                self._save(request, token)
+                if not token.get("refresh_token"):
+                    request.log.warning("the provider issued no refresh token: the next run after "
+                                        "this token expires needs a new sign-in (add offline_access "
+                                        "to scopes?)")
+                return token
+            now = time.monotonic()
+            if now >= code_ends:  # the provider would now answer expired_token
+                raise oauth_error("expired_token", None, self.config["issuer"],
+                                  self._login_hint(), "device")
+            if now + interval > min(ends, code_ends):
+                raise StillPending()
+            time.sleep(interval)
 
     def _credential(self, request, token: dict, how: str) -> Credential:
         want = "id_token" if self.config["token"] == "id" else "access_token"
@@ -397,7 +438,8 @@ class OidcProvider(Provider):
             token = browser_sign_in(self, request, sess, doc)
             self._save(request, token)
             return
-        self._device_flow(request, sess, doc)
+        pending = PendingSignIn(request, self._state_name())
+        self._device_flow(request, sess, doc, pending, pending.load())
 
     def logout(self, request) -> None:
         state = request.state.load(self._state_name()) or {}

@@ -135,3 +135,13 @@ def test_app_timeout_out_of_the_apps_range_is_a_configuration_error(counting_env
     counting_env["CREDHELPER_DEFAULTS_APP_TIMEOUT"] = "11m"
     p = run("counting", counting_env)
     assert_failure(p, 2, "app_timeout", "CREDHELPER_DEFAULTS_APP_TIMEOUT", "600s")
+
+
+def test_forced_refresh_that_needs_a_person_exits_3_even_with_a_valid_entry(counting_env):
+    """The app gave up on the cached credential: handing it back would hide that only a
+    new sign-in helps (an unreachable backend still gets the stale entry, above)."""
+    counting_env["CREDHELPER_DEFAULTS_REFRESH_GRACE"] = "0s"
+    assert run("counting", counting_env).returncode == 0
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "login"
+    assert run("counting", counting_env).returncode == 0  # an ordinary run: cache hit
+    assert_failure(run("counting", _mid_session(counting_env)), 3, "a person must sign in")

@@ -106,6 +106,7 @@ provider.use(async (ctx, next) => {
   }
   await next();
   if (ctx.path === '/device/auth' && ctx.body && ctx.body.device_code) {
+    stats['device_authorization'] = (stats['device_authorization'] || 0) + 1;
     ctx.body.interval = 1;
     ctx.body.message = `To sign in, open ${ctx.body.verification_uri} and enter the code ${ctx.body.user_code}`;
   }
