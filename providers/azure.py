@@ -25,9 +25,9 @@ from credhelper import jwt, securefile
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, Overloaded, Prompt, check_not_dead_on_arrival, flag_overload,
-                          network_error, oauth_error, present, remember_token_secrets, session,
-                          wait_out)
+from .device_flow import (CODE_LIFETIME, PENDING, POLL_INTERVAL, Overloaded, PendingSignIn,
+                          bounded, check_not_dead_on_arrival, flag_overload, network_error,
+                          oauth_error, present, remember_token_secrets, session, wait_out)
 
 LOGIN_HINT = "run `credhelper-azure login`"
 # Hosts MSAL treats as Entra authorities; any other host is a generic OpenID issuer.
@@ -202,22 +202,30 @@ class AzureProvider(Provider):
 
         scopes = self._scopes()
         cache, store = self._load(request)
-        if not list(cache.search(msal.TokenCache.CredentialType.ACCOUNT)):
+        # A device sign-in an earlier run started (and the person may have finished since)
+        # is completed first, in any context; see device_flow.PendingSignIn.
+        pending = PendingSignIn(request, "azure:" + self._pending_name(scopes))
+        started = pending.load()
+        if started is None and not list(cache.search(msal.TokenCache.CredentialType.ACCOUNT)):
             # No saved sign-in: a background run ends here, before any network call.
             request.require_interactive("nobody has signed in to Azure AD yet", LOGIN_HINT)
         try:
             app = self._app(request, cache)
-            result = self._silent(request, app, scopes)
+            result = None if started is not None else self._silent(request, app, scopes)
             if result is None:
-                accounts = self._msal(request, "reading the token cache", app.get_accounts)
-                what = ("the saved Azure AD sign-in needs to be renewed" if accounts
-                        else "nobody has signed in to Azure AD yet")
-                request.require_interactive(what, LOGIN_HINT)
+                if started is None:
+                    accounts = self._msal(request, "reading the token cache", app.get_accounts)
+                    what = ("the saved Azure AD sign-in needs to be renewed" if accounts
+                            else "nobody has signed in to Azure AD yet")
+                    request.require_interactive(what, LOGIN_HINT)
                 request.deadline = request.login_deadline  # a person is waiting: the longer bound
-                result = self._device_flow(request, app, scopes)
+                result = self._device_flow(request, app, scopes, pending, started)
         finally:
             self._save(request, cache, store)
         return self._credential(request, result)
+
+    def _pending_name(self, scopes: list[str]) -> str:
+        return f"{self._digest()}\0{' '.join(sorted(scopes))}"
 
     def _account(self, request, app):
         accounts = self._msal(request, "reading the token cache", app.get_accounts,
@@ -233,7 +241,9 @@ class AzureProvider(Provider):
         if account is None:
             request.log.debug("no account in the token cache")
             return None
-        result = self._silent_call(request, app, scopes, account, False)
+        # A forced refresh (the app gave up on the token it holds) never takes MSAL's
+        # cached access token: force_refresh spends the refresh token for a new one.
+        result = self._silent_call(request, app, scopes, account, request.force_refresh)
         # Only a token from MSAL's cache is renewed for min_validity: MSAL itself renews one
         # with less than 5 minutes left, and a second renewal of a fresh token would spend
         # another refresh token on the same lifetime (one shorter than min_validity is
@@ -281,27 +291,52 @@ class AzureProvider(Provider):
             return (exp - time.time()) if exp else 0.0
         return float(result.get("expires_in") or 0)
 
-    def _device_flow(self, request, app, scopes) -> dict:
-        flow = self._msal(request, "starting the device code sign-in", app.initiate_device_flow,
-                          scopes=scopes)
-        if "user_code" not in flow:
-            raise oauth_error(flow.get("error"), flow.get("error_description"),
-                              self.authority()[0], LOGIN_HINT, "device")
-        request.log.secret(flow.get("device_code"))
-        present(request, Prompt(flow["user_code"], flow.get("verification_uri", ""),
-                                flow.get("verification_uri_complete"), flow.get("expires_in")))
-        # MSAL polls until flow["expires_at"] (wall clock): bound it by the sign-in deadline.
-        flow["expires_at"] = min(float(flow.get("expires_at") or 0) or float("inf"),
-                                 time.time() + max(0.0, request.login_deadline - time.monotonic()))
+    def _device_flow(self, request, app, scopes, pending: PendingSignIn,
+                     started: dict | None = None) -> dict:
+        """Sign a person in with the device code: a new flow, or ``started``, one an
+        earlier run saved. An interactive run polls until its sign-in deadline, any other
+        run asks once; an unfinished sign-in stays saved for the next run."""
+        if started is None:
+            flow = self._msal(request, "starting the device code sign-in",
+                              app.initiate_device_flow, scopes=scopes)
+            if "user_code" not in flow:
+                raise oauth_error(flow.get("error"), flow.get("error_description"),
+                                  self.authority()[0], LOGIN_HINT, "device")
+            request.log.secret(flow.get("device_code"))
+            started = {"device_code": flow.get("device_code"), "user_code": flow["user_code"],
+                       "verification_uri": flow.get("verification_uri", ""),
+                       "verification_uri_complete": flow.get("verification_uri_complete"),
+                       "expires_at": time.time() + bounded(flow.get("expires_in"), 900.0,
+                                                           *CODE_LIFETIME),
+                       "msal_flow": flow}
+            pending.save(started)
+            present(request, pending.prompt(started))
+        elif request.interactive:
+            present(request, pending.prompt(started))
+        flow = dict(started.get("msal_flow") or {})
+        if flow.get("device_code") != started["device_code"]:
+            pending.clear()
+            raise LoginRequired("the saved Azure AD sign-in in progress is damaged",
+                                hint=f"{LOGIN_HINT} to start a new one")
+        # MSAL polls once, then until flow["expires_at"] (wall clock): an interactive run
+        # until its sign-in deadline, any other run not at all beyond that one poll.
+        # MSAL checks that time once a second between polls but not before the next poll,
+        # which may come a second later: stop early enough for that poll to fit too.
+        until = request.login_deadline - 1.5 if request.interactive else time.monotonic()
+        flow["interval"] = int(bounded(flow.get("interval"), 5.0, *POLL_INTERVAL))
+        flow["expires_at"] = min(started["expires_at"],
+                                 time.time() + max(0.0, until - time.monotonic()))
         result = self._msal(request, "the device code sign-in", app.acquire_token_by_device_flow, flow)
         self._register(request, result)
         if "error" in result:
+            if result["error"] in PENDING and started["expires_at"] > time.time():
+                raise pending.not_finished(started, self.authority()[0], LOGIN_HINT)
+            pending.clear()
             if result["error"] in PENDING:
-                raise LoginRequired("the Azure AD sign-in was not completed in time",
-                                    hint=f"{LOGIN_HINT} and finish it within "
-                                         f"{int(self.config['login_timeout'])}s (login_timeout)")
+                result = {**result, "error": "expired_token"}
             raise oauth_error(result.get("error"), result.get("error_description"),
                               self.authority()[0], LOGIN_HINT, "device")
+        pending.clear()
         return result
 
     @staticmethod
@@ -348,9 +383,10 @@ class AzureProvider(Provider):
         scopes = self._scopes()
         request.deadline = request.login_deadline  # a person is waiting: the longer bound
         cache, store = self._load(request)
+        pending = PendingSignIn(request, "azure:" + self._pending_name(scopes))
         try:
             app = self._app(request, cache)
-            self._device_flow(request, app, scopes)
+            self._device_flow(request, app, scopes, pending, pending.load())
         finally:
             self._save(request, cache, store)
 
