@@ -19,7 +19,6 @@ from credhelper.durations import format_duration
 from credhelper.provider import skew_verdict
 from credhelper.errors import CredhelperError
 
-DEFAULT_APP_TTL = 3600  # the app's inferenceCredentialHelperTtlSec default
 
 
 def _when(ts: float | None) -> str | None:
@@ -58,6 +57,23 @@ def describe_entry(entry, location: str, now: float, min_validity: float | None,
     return info
 
 
+def budget_checks(run) -> list[tuple[str, str, str]]:
+    """The app's time budget and TTL as this configuration meets them, for doctor and
+    status: (status, check, detail)."""
+    b, conf = run.budget, run.config
+    checks = [("ok", "time budget", f"{b.timeout:g}s from {b.timeout_source}; every run "
+               f"ends within {b.usable:g}s, a sign-in included"),
+              ("ok", "app TTL", f"{format_duration(b.ttl)} from {b.ttl_source}")]
+    for name in ("timeout", "login_timeout"):
+        value = conf.get(name)
+        if value is not None and value > b.usable:
+            checks.append(("warn", name, f"{format_duration(value)} ({conf.source(name)}) is "
+                           f"longer than the app lets a run take: runs end at "
+                           f"{b.usable:g}s; set {name} to at most {int(b.usable)}s, or raise "
+                           "inferenceCredentialHelperTimeoutSec (at most 600)"))
+    return checks
+
+
 def status(app, names: list[str], show_secret: bool) -> list[dict]:
     now = app.clock()
     results, seen = [], set()
@@ -74,6 +90,8 @@ def status(app, names: list[str], show_secret: bool) -> list[dict]:
         else:
             results.append(describe_entry(entry, run.cache.path(name, run.key), now,
                                           run.config["min_validity"], show_secret, True))
+        results[-1]["budget"] = [f"{check}: {detail}" + (" (warning)" if state != "ok" else "")
+                                 for state, check, detail in budget_checks(run)]
         try:
             backend = run.provider.status(run.request)
         except CredhelperError as exc:
@@ -104,6 +122,7 @@ def format_status(entries: list[dict], now: float) -> str:
                 if e.get(key):
                     lines.append(f"  {key + ':':<10} {e[key]}")
             lines.append(f"  {'state:':<10} {e['problem']}")
+            lines += [f"  {'budget:':<10} {line}" for line in e.get("budget", [])]
             for key, value in e.get("backend", {}).items():
                 lines.append(f"  {key + ':':<10} {value}")
             blocks.append("\n".join(lines))
@@ -132,6 +151,7 @@ def format_status(entries: list[dict], now: float) -> str:
                 if claim in ("exp", "iat", "nbf", "auth_time") and isinstance(value, (int, float)):
                     shown += f"  ({_when(value)})"
                 lines.append(f"    {claim}: {shown}")
+        lines += [f"  {'budget:':<10} {line}" for line in e.get("budget", [])]
         for key, value in e.get("backend", {}).items():
             lines.append(f"  {key + ':':<10} {value}")
         if "token" in e:
@@ -252,6 +272,7 @@ def _doctor_provider(app, name: str) -> dict:
     for setting, value in run.config.values.items():
         checks.append(_check("ok", setting, f"{config_mod.masked(value)}  ({value.source})"))
     checks.append(_check("ok", "cache key", run.key))
+    checks += [_check(*c) for c in budget_checks(run)]
     try:
         checks += [_check(*c) for c in run.provider.diagnose(run.request)]
     except CredhelperError as exc:
@@ -273,11 +294,13 @@ def _doctor_provider(app, name: str) -> dict:
         checks.append(_check("fail", "cached credential", exc.message))
     if entry is not None:
         lifetime = int(entry.expires_at - entry.fetched_at)
-        if lifetime < DEFAULT_APP_TTL:
+        ttl = run.budget.ttl
+        if lifetime < ttl:
             checks.append(_check(
                 "warn", "credential lifetime",
-                f"{format_duration(lifetime)} is shorter than the app's default TTL "
-                f"({DEFAULT_APP_TTL}s): set inferenceCredentialHelperTtlSec to at most "
+                f"{format_duration(lifetime)} is shorter than the app's TTL "
+                f"({format_duration(ttl)}, {run.budget.ttl_source}): set "
+                f"inferenceCredentialHelperTtlSec to at most "
                 f"{max(60, lifetime - int(run.config['min_validity']))}",
             ))
         else:

@@ -86,6 +86,11 @@ class FakeWinreg:
         name, (data, kind) = list(key.node["values"].items())[i]
         return name, data, kind
 
+    def QueryValueEx(self, key, name):
+        if name not in key.node["values"]:
+            raise FileNotFoundError(name)
+        return key.node["values"][name]
+
 
 @pytest.fixture
 def win(monkeypatch):
