@@ -4,8 +4,8 @@
 
 (``scripts/bench`` prepares the virtualenv and the Vault binary, then runs this.) Runs,
 one after the other: ``hot_path.py`` inside ``scripts/keyring-session``, ``vault_bench.py``
-(with every ``--binary``), ``vault_miss_profile.py``, ``aws_bench.py`` and
-``concurrency_bench.py`` (with the one-folder binaries). Each writes its figures as JSON;
+(with every ``--binary``), ``vault_miss_profile.py``, ``refresh_bench.py``, ``aws_bench.py``
+and ``concurrency_bench.py`` (with the one-folder binaries). Each writes its figures as JSON;
 this script puts the headline figures in one table, each against its target, followed by
 every benchmark's own tables. Prints the report and writes it to ``--output`` (default
 ``benchmarks/RESULTS.md``). Exits 1 when a benchmark failed or the concurrency count is
@@ -29,7 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 # repetitions: default, --quick
-RUNS = {"hot_path": (50, 10), "vault": (50, 8), "miss": (25, 6), "aws": (25, 5)}
+RUNS = {"hot_path": (50, 10), "vault": (50, 8), "miss": (25, 6), "refresh": (40, 8),
+        "aws": (25, 5)}
 
 
 def rel(path: str) -> str:
@@ -117,6 +118,9 @@ def main() -> int:
         suite.run("miss", "Vault: where a cache miss spends its time",
                   ["vault_miss_profile.py", "--runs", str(runs["miss"])],
                   f".venv/bin/python benchmarks/vault_miss_profile.py --runs {runs['miss']}")
+        suite.run("refresh", "Vault: forced refresh vs cache miss, same backend",
+                  ["refresh_bench.py", "--runs", str(runs["refresh"])],
+                  f".venv/bin/python benchmarks/refresh_bench.py --runs {runs['refresh']}")
         suite.run("aws", "AWS: presigned-identity cache miss",
                   ["aws_bench.py", "--runs", str(runs["aws"])],
                   f".venv/bin/python benchmarks/aws_bench.py --runs {runs['aws']}")
@@ -179,6 +183,13 @@ def headline(figures: dict) -> list[list[str]]:
             r = ratios[name]
             rows.append([label, fmt_ms(cases[name]), f"minimal hvac script: {hvac}",
                          benchlib.ratio_text(r), f"<= {r['target']:.1f}x", verdict(r["value"], r["target"])])
+    f = figures.get("refresh")
+    if f:
+        r = f["ratio"]
+        rows.append(["Vault forced refresh (`--force-refresh`, `refresh_grace = 0s`, warm cache)",
+                     fmt_ms(f["cases"][r["measured"]]),
+                     f"cold cache miss, same backend: {fmt_ms(f['cases'][r['reference']])}",
+                     benchlib.ratio_text(r), f"<= {r['target']:.1f}x", verdict(r["value"], r["target"])])
     a = figures.get("aws")
     if a:
         for mode, label in (("verify", "AWS cache miss, presigned identity (GetCallerIdentity + presign)"),

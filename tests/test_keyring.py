@@ -109,7 +109,7 @@ def test_umbrella_get_status_cache_and_doctor(keyring_env):
     assert doctor.returncode == 0, doctor.stdout
     text = doctor.stdout.decode()
     assert "stored secret: present" in text and "inferenceCredentialHelper" in text
-    assert "shorter than the app's default TTL" in text  # a 30-minute JWT vs a 1-hour TTL
+    assert "shorter than the app's TTL (1h, the app's default)" in text  # a 30-minute JWT vs a 1-hour TTL
     assert token not in text
     report = json.loads(run(["credhelper", "doctor", "--json", "-p", "keyring"], keyring_env).stdout)
     assert {s["title"] for s in report["sections"]} >= {"context", "cache", "provider keyring"}
@@ -179,3 +179,32 @@ def test_a_keyring_that_stops_answering_ends_by_the_deadline(keyring_env, keyrin
     with open(os.path.join(env["CREDHELPER_CACHE_DIR"], entry), "rb") as f:
         assert f.read() == before
     assert run("credhelper-keyring", env).stdout == f"{CANARY}\n".encode()  # thawed: fine again
+
+
+def test_mid_session_refresh_reads_an_item_changed_behind_the_cache(keyring_env):
+    """The keyring item is changed by another program (the keyring library directly, not
+    `store`, which drops the cached copy): an ordinary run within max_age still prints the
+    cached value; a mid-session refresh past refresh_grace reads the new one and caches it."""
+    import subprocess
+    import sys
+
+    env = {**keyring_env, "CREDHELPER_KEYRING_MAX_AGE": "1h",
+           "CREDHELPER_KEYRING_REFRESH_GRACE": "3s"}
+    store(env, CANARY + "-old")
+    assert run("credhelper-keyring", env).stdout == f"{CANARY}-old\n".encode()
+    change = "import keyring, sys; keyring.set_password(sys.argv[1], 'gateway', sys.stdin.read())"
+    p = subprocess.run([sys.executable, "-c", change, env["CREDHELPER_KEYRING_SERVICE"]],
+                       env=env, input=(CANARY + "-new").encode(), capture_output=True,
+                       timeout=30, check=False)
+    assert p.returncode == 0, p.stderr
+    p = run(["credhelper-keyring", "--debug"], env)
+    assert p.stdout == f"{CANARY}-old\n".encode() and "cache hit" in p.stderr
+    mid_session = {**env, "CLAUDE_HELPER_CONTEXT": "mid-session-refresh"}
+    # Within refresh_grace of the fetch the cached copy counts as just refreshed ...
+    assert run("credhelper-keyring", mid_session).stdout == f"{CANARY}-old\n".encode()
+    time.sleep(3.2)
+    # ... past it, the refresh reads the keyring again.
+    p = run(["credhelper-keyring", "--debug"], mid_session)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"{CANARY}-new\n".encode() and "forced refresh" in p.stderr
+    assert run("credhelper-keyring", env).stdout == f"{CANARY}-new\n".encode()  # cached
