@@ -11,6 +11,10 @@ Credentials come from the standard AWS chain (environment, ``~/.aws/config`` and
 
 botocore is imported inside methods only: a cache hit never loads it. Every AWS call is
 bounded by the run's deadline (timeouts from ``request.remaining()``, our own retries).
+
+No library asks a person anything: botocore's assume-role provider would read an MFA code
+with getpass on stdin; ours (``_Aws.mfa_code``) asks only in the interactive context, and
+the role sessions it gets are cached in ``~/.aws/cli/cache``, shared with the AWS CLI.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ _REFUSED = {
 }
 _INVALID = {"ValidationError", "InvalidParameterException", "InvalidParameterValue",
             "MalformedPolicyDocument", "PackedPolicyTooLarge"}
+# Where the AWS CLI caches assumed-role sessions (awscli/customizations/assumerole.py):
+# sharing it means one MFA code, typed here or to `aws`, serves both until the session ends.
+ROLE_CACHE_DIR = ("~", ".aws", "cli", "cache")
+# Seconds kept back from an MFA dialog's timeout for the AssumeRole call and the rest.
+AFTER_MFA = 5
+
 # Refusals of the request's timestamp (SigV4 allows a few minutes either way).
 _CLOCK_CODES = {"RequestExpired", "RequestTimeTooSkewed", "RequestTimeTooSkewedException"}
 _THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded",
@@ -112,10 +122,10 @@ class AwsProvider(Provider):
             if not exc.refreshable:
                 raise
             request.log.debug(f"{exc.message}: resolving the AWS credentials again, once")
-            return self._fetch(request, mode)
+            return self._fetch(request, mode, reuse_role_sessions=False)
 
-    def _fetch(self, request, mode: str) -> Credential:
-        aws = _Aws(self.config, request)
+    def _fetch(self, request, mode: str, reuse_role_sessions: bool = True) -> Credential:
+        aws = _Aws(self.config, request, reuse_role_sessions)
         keys = aws.credentials()
         details = {"source": self.describe(), "mode": mode, "region": aws.region,
                    "credentials": keys.method}
@@ -256,7 +266,7 @@ class _Keys:
 class _Aws:
     """One run's botocore session, clients and calls, all bounded by the deadline."""
 
-    def __init__(self, config, request):
+    def __init__(self, config, request, reuse_role_sessions: bool = True):
         import logging
 
         import botocore.session
@@ -280,6 +290,9 @@ class _Aws:
         self.session.set_config_variable("region", self.region)
         self.endpoint_url = config.get("endpoint_url")
         self.clients: dict = {}
+        # False once AWS called a session from the cache expired: get a new one (and
+        # write it back for the AWS CLI) instead of reading the dead one again.
+        self.reuse_role_sessions = reuse_role_sessions
 
     # -------------------------------------------------------- clients and calls
 
@@ -337,6 +350,7 @@ class _Aws:
         try:
             # Clients botocore makes for itself (AssumeRole in a profile, SSO) are bounded too.
             self.session.set_default_client_config(self.client_config())
+            self._install_role_provider()
             creds = self.session.get_credentials()
             if creds is None:
                 raise AccessDenied(
@@ -362,6 +376,80 @@ class _Aws:
         if self.config.get("role_arn"):
             keys = self.assume_role(keys)
         return keys
+
+    def _install_role_provider(self) -> None:
+        """Put our own assume-role provider into botocore's chain in place of its own, which
+        asks for the MFA code of an ``mfa_serial`` profile with getpass on stdin (EOFError,
+        or a wait for nobody, when the app runs the helper). Built only from botocore's
+        public constructors and attributes: ``providers`` of the resolver and the
+        provider's ``prompter`` and ``cache`` arguments."""
+        import os
+
+        from botocore.credentials import (AssumeRoleProvider, CanonicalNameCredentialSourcer,
+                                          EnvProvider, ProfileProviderBuilder)
+        from botocore.utils import JSONFileCache
+
+        resolver = self.session.get_component("credential_provider")
+        theirs = [p for p in resolver.providers if p.METHOD == AssumeRoleProvider.METHOD]
+        if not theirs:  # a botocore without it resolves no role profile, so asks for no code
+            return
+        cache = JSONFileCache(os.path.expanduser(os.path.join(*ROLE_CACHE_DIR)))
+        # credential_source = Environment | EcsContainer | Ec2InstanceMetadata, as in
+        # botocore's create_credential_resolver (which keeps Environment even with a profile).
+        sources = [EnvProvider()] + [p for p in resolver.providers
+                                     if p.METHOD in ("container-role", "iam-role")]
+        ours = AssumeRoleProvider(
+            load_config=lambda: self.session.full_config,
+            client_creator=self._botocore_client,
+            cache=cache if self.reuse_role_sessions else _WriteOnly(cache),
+            profile_name=self.session.get_config_variable("profile") or "default",
+            prompter=self.mfa_code,
+            credential_sourcer=CanonicalNameCredentialSourcer(sources),
+            # source_profile chains (SSO, credential_process, ...) resolve as botocore's do
+            profile_provider_builder=ProfileProviderBuilder(self.session, cache={},
+                                                            region_name=self.region),
+        )
+        resolver.providers[resolver.providers.index(theirs[0])] = ours
+
+    def _botocore_client(self, service: str, **kwargs):
+        """Clients of our assume-role provider. Made after the MFA code was typed, so their
+        timeouts come from what is left of the deadline then."""
+        return self.session.create_client(service, region_name=self.region,
+                                          config=self.client_config(), **kwargs)
+
+    def mfa_code(self, prompt: str) -> str:
+        """The prompter of our assume-role provider: the MFA code for the ``mfa_serial``
+        named in botocore's ``prompt``, asked of a person only in the interactive context,
+        on the terminal when stdin is one, else in a desktop dialog. The code is neither
+        logged nor registered as a secret (masking every 6 digits would garble account
+        ids in the log); it is single-use and short-lived."""
+        found = re.search(r"for (\S+?):? *$", prompt)
+        serial = found.group(1) if found else "the profile's mfa_serial"
+        profile = self.profile or "default"
+        hint = (f"run credhelper-aws in a terminal and enter the code, or run `aws sts "
+                f"get-caller-identity --profile {profile}`: the role session is then cached "
+                "in ~/.aws/cli/cache and reused until it expires")
+        request = self.request
+        request.require_interactive(f"AWS profile {profile!r} needs an MFA code for {serial}", hint)
+        request.deadline = request.login_deadline  # a person is waiting: the longer bound
+        if request.stdin_is_tty:
+            self.log.debug(f"asking for the MFA code of {serial} on the terminal")
+            text = _read_terminal(prompt)
+        else:
+            from credhelper.providers import prompt as dialog
+
+            left = request.login_deadline - time.monotonic() - AFTER_MFA
+            text = dialog.ask(f"Enter the MFA code for {serial}", left) if left >= 5 else None
+            if text is None:
+                raise LoginRequired(f"AWS profile {profile!r} needs an MFA code for {serial}, and "
+                                    "no terminal or desktop dialog can ask for it in this run", hint)
+            self.log.debug(f"asked for the MFA code of {serial} in a desktop dialog")
+        code = "".join(text.split())
+        if not code:
+            raise LoginRequired(f"no MFA code was entered for {serial}", hint)
+        if not re.fullmatch(r"[0-9]{6,8}", code):
+            raise LoginRequired(f"the MFA code for {serial} must be 6 to 8 digits", hint)
+        return code
 
     def _register(self, keys: _Keys) -> None:
         self.log.secret(keys.secret_key)
@@ -567,6 +655,50 @@ class _Aws:
             return ("an administrator of the account must enable it once: "
                     "aws iam enable-outbound-web-identity-federation")
         return "check the IAM policy of the caller (credhelper status shows who that is)"
+
+
+def _read_terminal(prompt: str) -> str:
+    """getpass on the terminal: the prompt goes to /dev/tty (else stderr), never stdout,
+    and the answer is not echoed. getpass has no timeout, so the run's watchdog may end
+    the process while it waits; the terminal's echo is then put back at exit."""
+    import atexit
+    import functools
+    import getpass
+    import sys
+
+    restore = None
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        restore = functools.partial(termios.tcsetattr, fd, termios.TCSANOW, termios.tcgetattr(fd))
+        atexit.register(restore)
+    except Exception:  # no termios (Windows: getpass reads the console), or no terminal
+        restore = None
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        return ""
+    finally:
+        if restore is not None:
+            atexit.unregister(restore)
+
+
+class _WriteOnly:
+    """A role-session cache that finds nothing and still writes what it is given: for
+    resolving again after AWS called a cached session expired."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def __contains__(self, key) -> bool:
+        return False
+
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __setitem__(self, key, value) -> None:
+        self.cache[key] = value
 
 
 def _field(value: str, field: str, secret_id: str) -> str:

@@ -1,6 +1,8 @@
 """Where the AWS credentials come from: profiles in a temporary ~/.aws, a
 credential_process profile, role chains and SSO. All against the real moto server."""
 
+import json
+import os
 import sys
 import time
 
@@ -109,12 +111,11 @@ def test_default_role_session_name_identifies_the_person(aws_env, sts_proxy):
     assert name.startswith("credhelper-") and len(name) <= 64
 
 
-def _expired_sso(env, style="legacy"):
+def _expired_sso(env, style="legacy", token=None):
     """An SSO profile whose cached sign-in expired long ago, as `aws sso login` leaves it:
-    the legacy form (sso_start_url in the profile) or an [sso-session] section."""
+    the legacy form (sso_start_url in the profile) or an [sso-session] section. ``token``
+    adds to or replaces fields of the cached token (a refresh token, a later expiry)."""
     import hashlib
-    import json
-    import os
 
     start_url = "https://example-sso.awsapps.com/start"
     if style == "legacy":
@@ -130,7 +131,7 @@ def _expired_sso(env, style="legacy"):
     name = hashlib.sha1(cache_key.encode()).hexdigest() + ".json"
     write(os.path.join(env["HOME"], ".aws", "sso", "cache", name), json.dumps({
         "startUrl": start_url, "region": "us-east-1", "accessToken": SESSION_CANARY,
-        "expiresAt": "2020-01-01T00:00:00Z"}))
+        "expiresAt": "2020-01-01T00:00:00Z", **(token or {})}))
     without_env_keys(env)
     env["AWS_PROFILE"] = "dev"
 
@@ -153,6 +154,53 @@ def test_expired_sso_session_in_interactive_context_says_what_to_run(aws_env):
     p = aws(aws_env)
     assert_failure(p, 3, "SSO session for profile 'dev' has expired", "aws sso login --profile dev")
     assert "may not ask" not in p.stderr
+
+
+def _aws_json_error(status: int, code: str, body: dict):
+    """An IAM Identity Center error answer (REST-JSON: the code in x-amzn-ErrorType)."""
+    from faultproxy import Fault
+
+    return Fault("status", code=status, body=json.dumps(body).encode(),
+                 headers={"Content-Type": "application/json", "x-amzn-ErrorType": code})
+
+
+def test_sso_token_whose_refresh_is_refused_exits_3(aws_env, fault_proxy):
+    """An expired IAM Identity Center token with a refresh token: botocore tries to renew
+    it (sso-oidc CreateToken); the refresh token has expired too (invalid_grant). That
+    is a sign-in to do again: exit 3 with the hint, never 1."""
+    _expired_sso(aws_env, "sso-session", token={
+        "refreshToken": "canary-sso-refresh", "clientId": "sso-client",
+        "clientSecret": "canary-sso-client-secret", "registrationExpiresAt": "2099-01-01T00:00:00Z"})
+    aws_env["AWS_ENDPOINT_URL"] = fault_proxy.url  # botocore's own SSO clients
+    fault_proxy.plan(_aws_json_error(400, "InvalidGrantException", {
+        "error": "invalid_grant", "error_description": "Invalid refresh token provided"}), match="/token")
+    p = aws(aws_env, "--debug")
+    assert_failure(p, 3, "SSO session for profile 'dev'", "hint: run: aws sso login --profile dev")
+    assert fault_proxy.seen == [("POST", "/token", "injected 400")]  # the refresh was tried
+    assert_clean(p.stderr)
+
+
+def test_sso_token_refused_by_aws_exits_3(aws_env, fault_proxy):
+    """A cached token that looks valid but IAM Identity Center no longer takes (signed out
+    elsewhere, or revoked): GetRoleCredentials answers 401 UnauthorizedException."""
+    _expired_sso(aws_env, token={"expiresAt": "2099-01-01T00:00:00Z"})
+    aws_env["AWS_ENDPOINT_URL"] = fault_proxy.url
+    fault_proxy.plan(_aws_json_error(401, "UnauthorizedException",
+                                     {"message": "Session token not found or invalid"}),
+                     match="/federation/credentials")
+    p = aws(aws_env)
+    assert_failure(p, 3, "SSO session for profile 'dev'", "hint: run: aws sso login --profile dev")
+    assert [outcome for _, _, outcome in fault_proxy.seen] == ["injected 401"]
+
+
+def test_sso_profile_never_signed_in_exits_3(aws_env):
+    import glob
+
+    _expired_sso(aws_env)
+    for path in glob.glob(os.path.join(aws_env["HOME"], ".aws", "sso", "cache", "*")):
+        os.remove(path)  # no `aws sso login` ever ran
+    assert_failure(aws(aws_env), 3, "SSO session for profile 'dev'",
+                   "hint: run: aws sso login --profile dev")
 
 
 def test_broken_aws_config_is_a_configuration_error(aws_env):

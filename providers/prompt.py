@@ -1,0 +1,60 @@
+"""Asking a person for a short answer (an MFA code) when no terminal is at hand.
+
+When the app runs the helper, stdin and stderr are pipes nobody types into or reads, so
+the question goes to a desktop input dialog (osascript on macOS, PowerShell on Windows,
+zenity on Linux) and the answer comes back on the dialog process's stdout. Unlike the
+notices of ``device_flow``, the helper waits for the dialog, within a timeout. The
+question travels as an argument or variable, never inside script text.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import subprocess
+import sys
+
+TITLE = "Sign in for Claude"
+
+
+def _command(question: str, seconds: int) -> tuple[list[str], dict | None] | None:
+    """The dialog command and its environment, or None when there is no dialog tool."""
+    if sys.platform == "darwin":
+        if not shutil.which("osascript"):
+            return None
+        ask = (f'text returned of (display dialog (item 1 of argv) default answer "" '
+               f'with hidden answer with title "{TITLE}" giving up after {seconds})')
+        return ["osascript", "-e", "on run argv", "-e", ask, "-e", "end run", question], None
+    if os.name == "nt":
+        command = ("Add-Type -AssemblyName Microsoft.VisualBasic; "
+                   f"[Microsoft.VisualBasic.Interaction]::InputBox($env:CREDHELPER_PROMPT, '{TITLE}')")
+        return (["powershell", "-NoProfile", "-NonInteractive", "-Command", command],
+                {**os.environ, "CREDHELPER_PROMPT": question})
+    # zenity without a display fails the way a cancel does: call that "no dialog".
+    if shutil.which("zenity") and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return ["zenity", "--entry", "--hide-text", f"--title={TITLE}",
+                f"--text={html.escape(question)}", f"--timeout={seconds}"], None  # Pango markup
+    return None
+
+
+def ask(question: str, seconds: float) -> str | None:
+    """What the person typed into a dialog ("" if they cancelled or did not answer within
+    ``seconds``), or None when this desktop has no dialog tool."""
+    seconds = max(1, int(seconds))
+    found = _command(question, seconds)
+    if found is None:
+        return None
+    argv, env = found
+    kwargs = {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)} if os.name == "nt" else {}
+    try:
+        # The tools' own timeouts close the dialog; ours is the backstop (PowerShell has none).
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, timeout=seconds + 2, **kwargs)
+    except subprocess.TimeoutExpired:
+        return ""
+    except OSError:
+        return None
+    if done.returncode != 0:  # cancelled, timed out (zenity: 5), or closed
+        return ""
+    return done.stdout.decode("utf-8", "replace").strip()
