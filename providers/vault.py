@@ -287,14 +287,21 @@ class VaultProvider(Provider):
         if self.config.get("password_env"):
             what += f" ({self.config['password_env']} is not set)"
         request.require_interactive(what, hint)
-        if not request.stdin_is_tty:
-            raise LoginRequired(f"{what}, and there is no terminal to ask on", hint)
-        import getpass
+        question = f"Vault {auth} password for {username}"
+        if request.stdin_is_tty:
+            import getpass  # prompts on the terminal (/dev/tty), never on stdout
 
-        try:
-            password = getpass.getpass(f"Vault {auth} password for {username}: ")
-        except (EOFError, OSError):
-            raise LoginRequired("no password was entered", hint) from None
+            try:
+                password = getpass.getpass(question + ": ")
+            except (EOFError, OSError):
+                raise LoginRequired("no password was entered", hint) from None
+        else:  # run by the app: nobody reads stderr, so ask in a desktop dialog
+            from .prompt import ask
+
+            password = ask(question, request.login_deadline - time.monotonic() - 2)
+            if password is None:
+                raise LoginRequired(f"{what}, and there is no terminal or desktop dialog to "
+                                    "ask on", hint)
         if not password:
             raise LoginRequired("no password was entered", hint)
         request.log.secret(password)

@@ -4,8 +4,10 @@ the OpenID provider, GNOME Keyring)."""
 from __future__ import annotations
 
 import http.server
+import os
 import signal
 import subprocess
+import sys
 
 # Secrets a service mints during the tests (secret IDs, refresh tokens): fixtures add
 # them here, and conftest.leaked() looks for them in every run's stderr and log file.
@@ -76,3 +78,18 @@ def quiet_server(handle, tls_context=None):
         server.socket = tls_context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
     return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
+def fake_zenity(env, tmp_path, answer: str, exit_code: int = 0) -> str:
+    """A stand-in zenity on PATH that records its arguments and answers on stdout."""
+    folder = tmp_path / "desktop-bin"
+    folder.mkdir()
+    record = tmp_path / "zenity-args"
+    (folder / "zenity").write_text(
+        f"#!{sys.executable}\nimport sys\nopen({str(record)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n"
+        f"print({answer!r})\nsys.exit({exit_code})\n")
+    os.chmod(folder / "zenity", 0o755)
+    env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}"
+    env["DISPLAY"] = ":0"
+    env["CLAUDE_HELPER_CONTEXT"] = "interactive"
+    return str(record)

@@ -19,6 +19,7 @@ import time
 
 import pytest
 from conftest import assert_failure, script
+from services import fake_zenity
 
 from .conftest import ACCOUNT
 from .helpers import aws, aws_config, aws_credentials, token_of, write
@@ -203,21 +204,6 @@ def test_an_expired_cached_role_session_asks_again_in_the_background_as_exit_3(m
 
 
 # ---------------------------------------------------------------- the desktop dialog
-
-def fake_zenity(env, tmp_path, answer: str, exit_code: int = 0) -> str:
-    """A stand-in zenity on PATH that records its arguments and answers on stdout."""
-    folder = tmp_path / "desktop-bin"
-    folder.mkdir()
-    record = tmp_path / "zenity-args"
-    write(str(folder / "zenity"),
-          f"#!{sys.executable}\nimport sys\nopen({str(record)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n"
-          f"print({answer!r})\nsys.exit({exit_code})\n")
-    os.chmod(folder / "zenity", 0o755)
-    env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}"
-    env["DISPLAY"] = ":0"
-    env["CLAUDE_HELPER_CONTEXT"] = "interactive"
-    return str(record)
-
 
 def test_without_a_terminal_the_code_is_asked_in_a_desktop_dialog(mfa_env, sts_proxy, tmp_path):
     record = fake_zenity(mfa_env, tmp_path, CODE)

@@ -131,6 +131,27 @@ def test_userpass_without_password_non_interactive_exits_3_at_once(base_env, lab
     assert time.monotonic() - started < 5
 
 
+def test_password_in_a_desktop_dialog_when_the_app_runs_it(base_env, lab, tmp_path):
+    """Interactive, but stdin and stderr are pipes (as the app runs it): the password is
+    asked in a dialog (zenity stands in: the one thing here that is not real)."""
+    from services import fake_zenity
+
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice", **KV2)
+    record = fake_zenity(env, tmp_path, PASSWORD)
+    expect_token(run("credhelper-vault", env), lab.values["kv2"])
+    with open(record) as f:
+        args = f.read().splitlines()
+    assert "--hide-text" in args and "--text=Vault userpass password for alice" in args
+
+
+def test_a_cancelled_password_dialog_exits_3(base_env, lab, tmp_path):
+    from services import fake_zenity
+
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice", **KV2)
+    fake_zenity(env, tmp_path, "", exit_code=1)
+    failure(run("credhelper-vault", env), 3, "no password was entered")
+
+
 def test_userpass_wrong_password_exits_5(base_env, lab):
     env = helper_env(base_env, lab.server.address, auth="userpass", username="alice",
                      password_env="ALICE_PASSWORD", **KV2)
