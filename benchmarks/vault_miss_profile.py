@@ -89,7 +89,7 @@ def wrap(owner, attr, label):
         finally:
             T[label] = T.get(label, 0.0) + time.perf_counter() - s
     setattr(owner, attr, timed)
-import credhelper.cache as cache, credhelper.config as config, credhelper.run as run
+import credhelper.cache as cache, credhelper.config as config, credhelper.fullpath as run
 import credhelper.snapshot as snapshot, credhelper.providers.vault as vault
 wrap(config, "load", "configuration (sources, parsing, checks)")
 wrap(run, "cache_key", "cache key")

@@ -17,7 +17,9 @@ import click
 from credhelper import __version__, errors, registry, report
 from credhelper.errors import ConfigError
 from credhelper.log import Log
-from credhelper.run import Run, get_and_print, guarded
+from credhelper.fullpath import Run
+from credhelper.guard import guarded
+from credhelper.helper import get_and_print
 
 
 class App:

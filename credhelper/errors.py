@@ -1,6 +1,6 @@
 """Exit codes of the helper contract and the one error hierarchy that maps onto them.
 
-Domain code raises these; only ``credhelper.run`` turns them into a process exit.
+Domain code raises these; only ``credhelper.guard`` turns them into a process exit.
 This module is on the cache-hit path: standard library only, nothing heavy.
 """
 

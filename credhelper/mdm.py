@@ -289,7 +289,7 @@ def _lifetime_warning(provider: str, env, conf, ttl: int | None) -> str | None:
     from credhelper.cache import open_cache
     from credhelper.errors import CredhelperError
     from credhelper.log import Log
-    from credhelper.run import cache_dir, cache_key
+    from credhelper.fullpath import cache_dir, cache_key
 
     try:
         log = Log("credhelper")

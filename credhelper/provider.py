@@ -2,7 +2,7 @@
 
 A provider declares its settings and fetches one credential within the run's deadline.
 Configuration, cache, lock, context policy, output, exit codes and logging belong to the
-core (``credhelper.run``), so a new backend is one module in ``providers/`` and never
+core (``credhelper.fullpath``), so a new backend is one module in ``providers/`` and never
 touches the contract. Provider modules import their backend library inside methods, so
 that loading a provider to read its settings costs nothing.
 """

@@ -161,7 +161,7 @@ def format_status(entries: list[dict], now: float) -> str:
 
 
 def _cache_directory(app) -> str:
-    from credhelper.run import cache_dir
+    from credhelper.fullpath import cache_dir
 
     return cache_dir(app.env)
 

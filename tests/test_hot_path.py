@@ -49,6 +49,7 @@ def test_the_installed_script_hit_path_imports_nothing_heavy(keyring_env):
     modules = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
     heavy = [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
     assert "credhelper.run" in modules and not heavy, heavy
+    assert "credhelper.fullpath" not in modules  # the full path is not even imported
 
 
 def _jwt(ttl):

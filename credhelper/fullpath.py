@@ -1,0 +1,230 @@
+"""The full path: resolve the configuration, look in the cache, on a miss take the lock,
+look again, fetch within the deadline (under a watchdog), store, print. Also writes the
+configuration snapshot that lets the next run take the hot path."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from credhelper import errors, output, paths, snapshot
+from credhelper.errors import CredhelperError
+from credhelper.hotpath import why_not_served
+from credhelper.log import Log
+
+
+def get(provider_name: str, env, stdin, stderr, clock, log: Log, force: bool = False,
+        started: float | None = None) -> str:
+    from credhelper.cache import Entry, Lock
+
+    run = Run.prepare(provider_name, env, stdin, stderr, log, force=force, started=started)
+    conf, cache, key = run.config, run.cache, run.key
+    grace = conf["refresh_grace"] if force else None
+    files = ", ".join(f"{path} ({'read' if read else 'absent'})" for _, path, read in conf.files)
+    log.debug(f"configuration: {files}; cache {cache.mode} at {cache.path(provider_name, key)}")
+    log.debug(f"time budget {run.budget.timeout:g}s from {run.budget.timeout_source}; "
+              f"this run ends within {run.budget.usable:g}s")
+    now = clock()
+    entry = cache.load(provider_name, key)
+    if entry is not None and entry.serves(now, conf["min_validity"], grace):
+        log.debug("cache hit (full path)" + (": refreshed within refresh_grace" if force else ""))
+        return run.finish(entry.token, entry.headers)
+    if force:
+        log.debug(why_not_served(entry, force))
+
+    lock = (Lock(run.directory, provider_name, key, run.request.deadline, log)
+            if cache.mode != "none" else _nothing())
+    with lock:
+        entry = cache.load(provider_name, key)
+        if entry is not None and entry.serves(clock(), conf["min_validity"], grace):
+            log.debug("another run fetched while this one waited for the lock")
+            return run.finish(entry.token, entry.headers)
+        try:
+            lock.check()
+            log.debug(f"fetching from {run.provider.describe()} ({run.request.context} context, "
+                      f"interactive={run.request.interactive})")
+            cred = run.fetch()
+        except errors.STALE_IF_ERROR as exc:
+            # A forced run that finds the sign-in gone says so (exit 3): the app has given
+            # up on the cached credential, and only a person can get a new one.
+            if entry is None or not entry.valid(clock()) or (force and isinstance(
+                    exc, errors.LoginRequired)):
+                raise
+            log.warning(f"{exc.message}; serving the cached credential, which stays valid "
+                        f"for {int(entry.expires_at - clock())}s more")
+            return run.finish(entry.token, entry.headers)
+
+        token = output.check_token(cred.token, run.provider.describe())
+        log.secret(token)
+        now = clock()
+        expires_at = cred.expires_at
+        if expires_at is None and conf.get("max_age"):
+            expires_at = now + conf["max_age"]
+        if expires_at is not None and expires_at <= now:
+            raise errors.AccessDenied(
+                f"{run.provider.describe()} returned a credential that expired "
+                f"{int(now - expires_at)}s ago"
+            )
+        if expires_at is not None and expires_at - now < conf["min_validity"]:
+            log.warning(f"the new credential is valid for only {int(expires_at - now)}s, "
+                        f"less than min_validity ({int(conf['min_validity'])}s)")
+        if expires_at is None:
+            log.debug("not cached: the backend gives no expiry and max_age is not set")
+        else:
+            origin = "max_age" if cred.expires_at is None else "the backend"
+            log.debug(f"new credential valid for {int(expires_at - now)}s (expiry from {origin})")
+            try:
+                cache.store(Entry(provider_name, key, token, cred.headers, expires_at, now,
+                                  cred.details))
+            except (OSError, CredhelperError) as exc:
+                log.warning(f"could not write the cache: {getattr(exc, 'message', exc)}")
+        return run.finish(token, cred.headers)
+
+
+class _nothing:
+    """The lock of ``cache = "none"``: nothing to share, nothing to wait for."""
+
+    def __enter__(self):
+        return self
+
+    def check(self) -> None:
+        pass
+
+    def __exit__(self, *exc):
+        return False
+
+
+class Run:
+    """Everything the full path resolves once: config, provider, cache, key, request."""
+
+    @classmethod
+    def prepare(cls, provider_name, env, stdin, stderr, log: Log, force: bool = False,
+                started: float | None = None, by_hand: bool = False):
+        """``by_hand``: a command a person runs (login, status, doctor), which no app
+        bounds; a credential run is bounded by the app's time budget."""
+        from credhelper import budget as budget_mod
+        from credhelper import config as config_mod
+        from credhelper import context, registry
+        from credhelper.cache import StateStore, open_cache
+        from credhelper.provider import Request
+
+        self = cls()
+        self.env, self.log = env, log
+        provider_cls = registry.load(provider_name)
+        self.config = conf = config_mod.load(provider_cls, env)
+        for value in conf.values.values():
+            if value.setting.secret and isinstance(value.value, str):
+                log.secret(value.value)
+        if conf.get("log_file"):
+            log.log_file = conf["log_file"]
+        self.provider = provider_cls(conf)
+        self.directory = cache_dir(env)
+        self.cache = open_cache(conf["cache"], self.directory, log)
+        self.key = cache_key(provider_name, conf, env)
+        name, interactive = context.resolve(env, stderr if stderr is not None else sys.stderr)
+        start = time.monotonic() if started is None else started
+        self.budget = budget_mod.read(conf)
+        self.deadlines = (budget_mod.Deadlines.by_hand(start, conf) if by_hand
+                          else budget_mod.Deadlines.compute(start, conf, self.budget))
+        stdin = stdin if stdin is not None else sys.stdin
+        try:
+            stdin_tty = stdin.isatty()
+        except (AttributeError, ValueError, OSError):
+            stdin_tty = False
+        self.request = Request(
+            context=name,
+            interactive=interactive,
+            deadline=self.deadlines.network,
+            login_deadline=self.deadlines.sign_in,
+            log=log,
+            stdin_is_tty=stdin_tty,
+            force_refresh=force,
+            state=StateStore("keyring" if conf["cache"] == "keyring" else "file",
+                             self.directory, provider_name, log),
+        )
+        return self
+
+    def fetch(self):
+        """provider.fetch under a watchdog: a library that ignores the deadline cannot
+        hold the run past it (the worker thread is abandoned; the process exits)."""
+        import threading
+
+        result: dict = {}
+
+        def work():
+            try:
+                result["value"] = self.provider.fetch(self.request)
+            except BaseException as exc:  # handed to the main thread below
+                result["error"] = exc
+
+        from credhelper.budget import WATCHDOG_GRACE
+
+        bound = self.request.login_deadline if self.request.interactive else self.request.deadline
+        hard = min(bound + WATCHDOG_GRACE, self.deadlines.hard)
+        worker = threading.Thread(target=work, name="fetch", daemon=True)
+        worker.start()
+        worker.join(max(0.0, hard - time.monotonic()))
+        if worker.is_alive():
+            if hard >= self.deadlines.hard:
+                raise errors.BackendUnavailable(
+                    f"no answer from {self.provider.describe()} within the app's time budget "
+                    f"({self.budget.timeout:g}s, from {self.budget.timeout_source})",
+                    hint="check that the backend is reachable")
+            raise errors.BackendUnavailable(
+                f"no answer from {self.provider.describe()} within the "
+                f"{int(self.config['timeout'])}s deadline",
+                hint="check that the backend is reachable, or raise timeout",
+            )
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+
+    def finish(self, token: str, headers: dict) -> str:
+        """Write the snapshot for the next hit and render the output."""
+        conf = self.config
+        try:
+            snapshot.write(
+                self.directory,
+                self.config.provider,
+                [path for _, path, _ in conf.files],
+                conf.env_names,
+                self.env,
+                {
+                    "cache": conf["cache"],
+                    "key": self.key,
+                    "min_validity": conf["min_validity"],
+                    "refresh_grace": conf["refresh_grace"],
+                    "output": conf["output"],
+                    "headers": conf["headers"],
+                    "log_file": conf.get("log_file"),
+                },
+            )
+        except (OSError, CredhelperError) as exc:
+            self.log.debug(f"could not write the configuration snapshot: {getattr(exc, 'message', exc)}")
+        return output.render(token, {**headers, **conf["headers"]}, conf["output"])
+
+
+def cache_dir(env) -> str:
+    """The cache directory: CREDHELPER_CACHE_DIR, else platformdirs' user cache dir."""
+    if env.get("CREDHELPER_CACHE_DIR"):
+        return paths.user_cache_dir(env)
+    import platformdirs
+
+    return platformdirs.user_cache_dir(paths.APP, appauthor=False)
+
+
+def cache_key(provider: str, conf, env) -> str:
+    """A digest of every setting that changes the credential and of the provider's
+    identity variables (secrets enter only as part of the digest)."""
+    import hashlib
+    import json
+
+    from credhelper import registry
+
+    material = {
+        "provider": provider,
+        "settings": {n: v.value for n, v in sorted(conf.values.items()) if v.setting.credential},
+        "identity": {n: env.get(n) for n in registry.load(provider).identity_env},
+    }
+    data = json.dumps(material, sort_keys=True, default=str).encode()
+    return hashlib.sha256(data).hexdigest()[:32]

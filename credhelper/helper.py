@@ -1,0 +1,41 @@
+"""One credential run, top to bottom: the hot path (``hotpath.hit``: a fresh cache entry
+under an unchanged configuration snapshot), else the full path (``fullpath.get``:
+configuration, cache, lock, fetch, store), printed through the stdout guard, with every
+outcome mapped to an exit code by ``guard.guarded``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from credhelper.guard import StdoutGuard, Redacting, guarded
+from credhelper.hotpath import hit
+from credhelper.log import Log
+
+
+def get_and_print(prog, provider, debug, env=None, stdin=None, stdout=None, stderr=None,
+                  clock=time.time, force=False, started=None) -> int:
+    env = os.environ if env is None else env
+    stderr = sys.stderr if stderr is None else stderr
+    started = time.monotonic() if started is None else started
+    log = Log(prog, stderr, debug)
+    force = force or forced_by_context(env)
+    with StdoutGuard(stdout, Redacting(stderr, log)) as out:
+        return guarded(log, debug, lambda: out.write(
+            _get_text(provider, env, stdin, stderr, clock, log, force, started)))
+
+
+def forced_by_context(env) -> bool:
+    """The app runs us in ``mid-session-refresh`` when the credential it holds has expired
+    or was refused: serving the cached entry would hand the same one back."""
+    return (env.get("CLAUDE_HELPER_CONTEXT") or "").strip() == "mid-session-refresh"
+
+
+def _get_text(provider, env, stdin, stderr, clock, log, force, started) -> str:
+    text = hit(provider, env, clock, log, force)
+    if text is not None:
+        return text
+    from credhelper.fullpath import get
+
+    return get(provider, env, stdin, stderr, clock, log, force, started)

@@ -1,0 +1,45 @@
+"""The cache hit: with an unchanged configuration snapshot and a fresh entry, print
+without importing TOML, typing, click or any backend library (tests/test_hot_path.py)."""
+
+from __future__ import annotations
+
+from credhelper import output, paths, securefile, snapshot
+from credhelper.log import Log
+
+
+def hit(provider: str, env, clock, log: Log, force: bool = False) -> str | None:
+    """The credential text from a fresh cache entry, or None to take the full path.
+
+    A forced refresh is served here only by an entry fetched within ``refresh_grace``:
+    another run has just refreshed it, so fetching again would only load the backend."""
+    directory = paths.user_cache_dir(env)
+    if not securefile.check_private_dir(directory):
+        return None
+    snap = snapshot.read(directory, provider, env)
+    if snap is None or snap.get("cache") == "none":
+        log.debug("no current configuration snapshot: full run")
+        return None
+    log.log_file = snap.get("log_file")
+    from credhelper.cache import open_cache
+
+    grace = snap.get("refresh_grace") if force else None
+    if force and not isinstance(grace, (int, float)):
+        return None  # a snapshot from before refresh_grace existed: take the full path
+    entry = open_cache(snap["cache"], directory, log).load(provider, snap["key"])
+    now = clock()
+    if entry is None or not entry.serves(now, snap["min_validity"], grace):
+        log.debug(why_not_served(entry, force))
+        return None
+    log.debug(f"cache hit: {provider} credential valid for {int(entry.expires_at - now)}s more")
+    return output.render(entry.token, {**entry.headers, **snap["headers"]}, snap["output"])
+
+
+# ---------------------------------------------------------------- the full path
+
+
+def why_not_served(entry, force: bool) -> str:
+    if entry is None:
+        return "cache miss"
+    if force:
+        return "forced refresh: the cached credential was not fetched within refresh_grace"
+    return "cached credential is due for renewal"
