@@ -24,6 +24,8 @@ AUDIENCE = "https://gateway.test.example"
 # Canaries: credentials that must never show up anywhere but inside the printed token.
 SECRET_CANARY = "canary-AWS-SECRET-9b2e71"
 SESSION_CANARY = "canary-AWS-SESSION-TOKEN-4c8d02"
+SERIAL = f"arn:aws:iam::{ACCOUNT}:mfa/mia"  # an MFA device of a role profile
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/gateway-users"
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +105,20 @@ def fault_proxy(moto):
     proxy = FaultProxy(moto.url).start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+def mfa_env(aws_env, iam_user):
+    """A role profile: role_arn + source_profile + mfa_serial, the source a moto IAM user."""
+    _, key, secret = iam_user("mia")
+    from .helpers import aws_config, aws_credentials
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        aws_env.pop(name)
+    aws_credentials(aws_env, f"[base]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+    aws_config(aws_env, f"[profile mfa]\nrole_arn = {ROLE}\nsource_profile = base\n"
+                        f"mfa_serial = {SERIAL}\nrole_session_name = mia\n")
+    # botocore's AssumeRole client (and ours in its place) reads AWS_ENDPOINT_URL.
+    aws_env["AWS_ENDPOINT_URL"] = aws_env.pop("CREDHELPER_AWS_ENDPOINT_URL")
+    aws_env["AWS_PROFILE"] = "mfa"
+    return aws_env

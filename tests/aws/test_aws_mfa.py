@@ -13,7 +13,6 @@ import pty
 import select
 import stat
 import subprocess
-import sys
 import termios
 import time
 
@@ -21,28 +20,11 @@ import pytest
 from conftest import assert_failure, script
 from services import fake_zenity
 
-from .conftest import ACCOUNT
-from .helpers import aws, aws_config, aws_credentials, token_of, write
+from .conftest import ROLE, SERIAL
+from .helpers import aws, token_of, write
 
-SERIAL = f"arn:aws:iam::{ACCOUNT}:mfa/mia"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/gateway-users"
 CODE = "908172"  # not a part of the account id, so finding it anywhere means it leaked
 HINT = "aws sts get-caller-identity --profile mfa"
-
-
-@pytest.fixture
-def mfa_env(aws_env, iam_user):
-    """A role profile: role_arn + source_profile + mfa_serial, the source a moto IAM user."""
-    _, key, secret = iam_user("mia")
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        aws_env.pop(name)
-    aws_credentials(aws_env, f"[base]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
-    aws_config(aws_env, f"[profile mfa]\nrole_arn = {ROLE}\nsource_profile = base\n"
-                        f"mfa_serial = {SERIAL}\nrole_session_name = mia\n")
-    # botocore's AssumeRole client (and ours in its place) reads AWS_ENDPOINT_URL.
-    aws_env["AWS_ENDPOINT_URL"] = aws_env.pop("CREDHELPER_AWS_ENDPOINT_URL")
-    aws_env["AWS_PROFILE"] = "mfa"
-    return aws_env
 
 
 def role_cache(env) -> list[str]:
