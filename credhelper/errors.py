@@ -62,15 +62,19 @@ class CacheError(CredhelperError):
 STALE_IF_ERROR = (BackendUnavailable, LoginRequired)
 
 
-def certificate_dates(text: str) -> tuple[str, str] | None:
-    """When a TLS failure is about the server certificate's validity dates (OpenSSL says
-    "certificate has expired" / "certificate is not yet valid"): (what happened, hint).
-    The CA is trusted then, so no CA setting helps: every backend says so the same way."""
-    if "certificate has expired" in text:
+# OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code gives them.
+CERT_NOT_YET_VALID, CERT_HAS_EXPIRED = 9, 10
+
+
+def certificate_dates(verify_code: int | None) -> tuple[str, str] | None:
+    """When a TLS failure is about the server certificate's validity dates (OpenSSL's
+    verify code of the handshake's SSLCertVerificationError): (what happened, hint). The
+    CA is trusted then, so no CA setting helps: every backend says so the same way."""
+    if verify_code == CERT_HAS_EXPIRED:
         return ("the server's certificate has expired",
                 "its operator must renew the certificate; if its dates look right, check "
                 "this machine's clock")
-    if "certificate is not yet valid" in text:
+    if verify_code == CERT_NOT_YET_VALID:
         return ("the server's certificate is not yet valid",
                 "check this machine's clock; if it is right, the certificate's start date is "
                 "in the future")

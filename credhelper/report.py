@@ -332,14 +332,18 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
     from email.utils import parsedate_to_datetime
     from urllib.parse import urlsplit
 
+    from credhelper import net
+
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
     checks = []
     context = None
     if parts.scheme == "https":
-        is_dir = bool(ca_file) and os.path.isdir(ca_file)
-        context = ssl.create_default_context(cafile=None if is_dir else ca_file,
-                                             capath=ca_file if is_dir else None)
+        try:  # the backends' own TLS context: the same CAs decide
+            context = net.tls_context(None if ca_source == "REQUESTS_CA_BUNDLE" else ca_file,
+                                      source=ca_source)
+        except CredhelperError as exc:
+            return [_check("fail", "TLS", f"{url}: {exc.message}")]
     start = time.monotonic()
     try:
         if context is not None:
@@ -348,22 +352,27 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.request("GET", parts.path or "/", headers={"user-agent": "credhelper-doctor"})
         sent = clock()
+        # The verified certificate, decoded by the ssl module itself; read before the
+        # answer, after which a server that closes the connection leaves no socket.
+        cert = conn.sock.getpeercert() if context is not None else None
         response = conn.getresponse()
         received = clock()
-        cert = conn.sock.getpeercert() if context is not None else None
         response.read()
         conn.close()
-    except ssl.SSLCertVerificationError as exc:
-        detail = f"{url}: certificate not trusted: {exc.verify_message or exc.reason}"
-        unverified = _unverified_certificate(host, port, timeout)
+    except ssl.SSLError as exc:
+        tls = net.tls_failure(exc, "ca_cert")
+        if tls is None or tls.kind == "handshake":
+            return [_check("fail", "TLS", f"{url}: TLS handshake failed: {exc.reason or exc}")]
+        if tls.kind == "untrusted":
+            detail = f"{url}: certificate not trusted: {tls.detail}"
+            hint = "set ca_cert to the CA that signed it"
+            hint += f" ({ca_source} is {ca_file})" if ca_file else ""
+        else:  # expired, not yet valid, another host's: no CA setting helps
+            detail, hint = f"{url}: {tls.reason}", tls.hint
+        unverified = _unverified_certificate(host, port, timeout, clock())
         if unverified:
             detail += f" ({unverified})"
-        hint = "set ca_cert to the CA that signed it"
-        if ca_file:
-            hint += f" ({ca_source} is {ca_file})"
         return [_check("fail", "TLS", f"{detail}; {hint}")]
-    except ssl.SSLError as exc:
-        return [_check("fail", "TLS", f"{url}: TLS handshake failed: {exc.reason or exc}")]
     except (OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
         return [_check("fail", "reachable", f"{url} ({setting}): {reason}")]
@@ -412,11 +421,18 @@ def _certificate_check(cert: dict, now: float) -> tuple[str, str, str]:
     return status, "TLS certificate", detail
 
 
-def _unverified_certificate(host: str, port: int, timeout: float) -> str | None:
-    """Subject and issuer of a certificate this machine does not trust, for the report."""
+def _unverified_certificate(host: str, port: int, timeout: float, now: float) -> str | None:
+    """Subject, issuer and expiry of a certificate that failed verification, for the
+    report. ``getpeercert()`` decodes only a verified certificate, so this one is read
+    with the cryptography package where it is installed (msal needs it); without it the
+    report shows the failure alone."""
     import socket
     import ssl
 
+    try:
+        from cryptography import x509
+    except ImportError:
+        return None
     try:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -424,18 +440,24 @@ def _unverified_certificate(host: str, port: int, timeout: float) -> str | None:
         with socket.create_connection((host, port), timeout) as raw:
             with context.wrap_socket(raw, server_hostname=host) as tls:
                 der = tls.getpeercert(binary_form=True)
-        pem = ssl.DER_cert_to_PEM_cert(der)
-        import tempfile
-
-        with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as f:
-            f.write(pem)
-        try:  # the standard library decodes certificates only from a file
-            cert = ssl._ssl._test_decode_cert(f.name)
-        finally:
-            os.unlink(f.name)
-        return f"subject {_name(cert.get('subject', ()))}, issuer {_name(cert.get('issuer', ()))}"
+        cert = x509.load_der_x509_certificate(der)
+        shown = f"subject {_x509_name(cert.subject)}, issuer {_x509_name(cert.issuer)}"
     except Exception:  # best effort: the failure itself is already reported
         return None
+    try:  # the names a client checks (a wrong host name is a failure of its own)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        shown += ", names " + ", ".join(str(n.value) for n in names)
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    end = getattr(cert, "not_valid_after_utc", None)  # cryptography 42 and later
+    if end is not None:
+        shown += f", {'expires' if end.timestamp() > now else 'expired'} {_when(end.timestamp())}"
+    return shown
+
+
+def _x509_name(name) -> str:
+    """A cryptography Name as _name() shows getpeercert()'s: "CN=host, O=Example"."""
+    return ", ".join(f"{a.rfc4514_attribute_name}={a.value}" for rdn in name.rdns for a in rdn)
 
 
 def keyring_backend() -> tuple[str, str, str]:

@@ -22,9 +22,8 @@ from __future__ import annotations
 import re
 import time
 
-from credhelper.durations import parse_retry_after
-from credhelper.errors import (AccessDenied, BackendUnavailable, ConfigError, LoginRequired,
-                              certificate_dates)
+from credhelper import net
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting, skew_verdict
 from credhelper.providers import aws_verify
 
@@ -313,9 +312,11 @@ class _Aws:
         return self.clients[service]
 
     def call(self, keys: _Keys, service: str, operation: str, **params):
-        """One AWS call; throttling and 5xx are retried until the deadline, connection
+        """One AWS call, retried by the one rule of ``credhelper.net`` (throttling, 429
+        and 5xx; AWS API calls are safe to repeat, as the AWS SDKs do), connection
         failures twice. Returns the parsed response or raises a contract error."""
-        attempt, connection_failures = 0, 0
+        retry = net.Retry(self.request, idempotent=True)
+        connection_failures = 0
         what = f"{service} {_camel(operation)}"
         while True:
             try:
@@ -324,23 +325,17 @@ class _Aws:
                 error = self.translate(exc, what)
                 if isinstance(error, _CredentialsExpired):
                     error.refreshable = keys.refreshable
-                retry = _throttled_or_5xx(exc) or (
-                    _connection_failure(exc) and connection_failures < 2)
-                connection_failures += _connection_failure(exc)
-                attempt += 1
-                if not retry:
+                status = _retry_status(exc)
+                said = f"{what}: {error.message}"
+                if status is not None:
+                    again = retry.again(status, _retry_after(exc), said, "POST")
+                elif _connection_failure(exc) and connection_failures < 2:
+                    connection_failures += 1
+                    again = retry.again(None, None, said)
+                else:
                     raise error from None
-                wait = _retry_after(exc)
-                if not self.request.pause_before_retry(attempt, f"{what}: {error.message}",
-                                                       retry_after=wait):
-                    asked = parse_retry_after(wait) if wait is not None else None
-                    if asked is not None and asked > 0:
-                        raise BackendUnavailable(
-                            f"{error.message}; AWS asks to retry in {asked:.0f}s, past this "
-                            f"run's {int(self.config['timeout'])}s deadline: gave up at once",
-                            hint=error.hint) from None
-                    raise BackendUnavailable(f"{error.message}; gave up at the deadline",
-                                             hint=error.hint) from None
+                if not again:
+                    raise (retry.error(error.message, error.hint) if retry.why else error) from None
                 self.clients.pop(service, None)  # a new client gets the shorter timeouts
 
     # -------------------------------------------------------- credentials
@@ -366,9 +361,13 @@ class _Aws:
             raise self.translate(exc, "resolving AWS credentials") from None
         from botocore.credentials import RefreshableCredentials
 
-        expiry = getattr(creds, "_expiry_time", None)  # set on refreshable credentials
+        # botocore has no public expiry of refreshable credentials (get_frozen_credentials
+        # drops it; refresh_needed() only says yes or no), so its attribute is read, and
+        # only when it is there and a datetime: without it the credentials are simply
+        # treated as not expiring.
+        expiry = getattr(creds, "_expiry_time", None)
         keys = _Keys(frozen.access_key, frozen.secret_key, frozen.token,
-                     expiry.timestamp() if expiry is not None else None,
+                     expiry.timestamp() if hasattr(expiry, "timestamp") else None,
                      getattr(creds, "method", None) or "unknown",
                      refreshable=isinstance(creds, RefreshableCredentials))
         self._register(keys)
@@ -625,9 +624,11 @@ class _Aws:
         if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
             return BackendUnavailable(f"{what}: no answer from AWS in time ({name})",
                                       hint="check the network or raise [aws] timeout")
-        if isinstance(exc, bx.SSLError):
-            reason, hint = _tls_reason(str(exc))
-            return BackendUnavailable(f"{what}: TLS failed: {reason}{_one_line(exc)}", hint=hint)
+        if isinstance(exc, bx.SSLError):  # classified as every backend's, by type
+            tls = net.tls_failure(exc, "AWS_CA_BUNDLE (or ca_bundle in ~/.aws/config)")
+            endpoint = exc.kwargs.get("endpoint_url") or "AWS"
+            return BackendUnavailable(f"{what}: TLS to {endpoint} failed: {tls.reason}",
+                                      hint=tls.hint)
         if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError,
                             bx.ProxyConnectionError, bx.HTTPClientError)):
             return BackendUnavailable(f"{what}: cannot reach AWS: {_one_line(exc)}",
@@ -744,13 +745,15 @@ def _camel(operation: str) -> str:
     return "".join(part.capitalize() for part in operation.split("_"))
 
 
-def _throttled_or_5xx(exc) -> bool:
+def _retry_status(exc) -> int | None:
+    """The HTTP status of an AWS error answer, for the retry rule; a throttling answer
+    counts as 429 whatever its status (STS says Throttling with a 400)."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
-        return False
+        return None
     code = response.get("Error", {}).get("Code")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return code in _THROTTLED or status == 429 or status >= 500
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return 429 if code in _THROTTLED else status if isinstance(status, int) else None
 
 
 def _retry_after(exc) -> str | None:
@@ -790,14 +793,6 @@ def _skew_of(response: dict) -> str:
     if skew is not None and abs(skew) >= 60:  # less is jitter, not the cause
         return f"about {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} AWS"
     return "by more than AWS allows"
-
-
-def _tls_reason(text: str) -> tuple[str, str]:
-    """A plain-words prefix and a hint for a certificate verification failure."""
-    dates = certificate_dates(text)
-    if dates:
-        return f"{dates[0]}: ", dates[1]
-    return "", "check AWS_CA_BUNDLE and any proxy"
 
 
 def _connection_failure(exc) -> bool:

@@ -21,13 +21,13 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from credhelper import jwt, securefile
+from credhelper import jwt, net, securefile
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (CODE_LIFETIME, PENDING, POLL_INTERVAL, Overloaded, PendingSignIn,
-                          bounded, check_not_dead_on_arrival, flag_overload, network_error,
-                          oauth_error, present, remember_token_secrets, session, wait_out)
+from .device_flow import (CODE_LIFETIME, PENDING, POLL_INTERVAL, PendingSignIn, bounded,
+                          check_not_dead_on_arrival, oauth_error, present,
+                          remember_token_secrets)
 
 LOGIN_HINT = "run `credhelper-azure login`"
 # Hosts MSAL treats as Entra authorities; any other host is a generic OpenID issuer.
@@ -66,7 +66,8 @@ class AzureProvider(Provider):
                 help="where MSAL's token cache lives: the OS's protected store, or (only when "
                      "none exists) a 0600 file in the cache directory"),
         Setting("ca_cert", "path", credential=False,
-                help="CA certificate (PEM); default: REQUESTS_CA_BUNDLE or the system CAs"),
+                help="CA certificate (PEM), trusted alone; default: the system CAs and "
+                     "REQUESTS_CA_BUNDLE"),
     )
 
     # ------------------------------------------------------------ configuration
@@ -144,8 +145,7 @@ class AzureProvider(Provider):
         itself, so each request here is bounded by what is left of the run's deadline
         (read when it is sent: a device code sign-in runs to the login deadline), and the
         send time of the last POST is noted: a fresh token's lifetime counts from there."""
-        http = session(self.config.get("ca_cert"))
-        http.hooks["response"].append(flag_overload)
+        http = net.session(self.config.get("ca_cert"), overload=True)
         send = http.request
 
         def bounded(method, url, *args, **kwargs):
@@ -172,25 +172,27 @@ class AzureProvider(Provider):
                           self.config["client_id"], config_error=True, **kwargs)
 
     def _msal(self, request, what: str, fn, *args, config_error: bool = False, **kwargs):
-        """One MSAL call: 429 and 5xx are retried within the deadline (after the server's
-        Retry-After when it sends one; a POST that got 500 never); network and TLS
-        failures become exit 4."""
-        import requests
-
+        """One MSAL call, retried by the one rule of ``credhelper.net`` (429 and 5xx within
+        the deadline, after the server's Retry-After when it sends one; a POST that got 500
+        never); network and TLS failures become exit 4."""
         authority = self.authority()[0]
-        attempt = 0
+        retry = net.Retry(request)
         while True:
             try:
                 return fn(*args, **kwargs)
-            except Overloaded as exc:
-                method = getattr(exc.response.request, "method", "POST") or "POST"
+            except net.Overloaded as exc:
                 path = urlsplit(exc.response.url or "").path
-                attempt += 1
-                wait_out(request, exc, f"{authority} answered HTTP {exc.response.status_code} "
-                         f"to {method} {path} ({what})", attempt, method.upper() != "POST")
-            except requests.exceptions.RequestException as exc:
-                raise network_error(exc, authority) from None
-            except ValueError as exc:  # MSAL's word for a malformed answer or authority
+                retry.after(exc, f"{authority} answered HTTP {exc.status} to {exc.method} "
+                            f"{path} ({what})")
+            except Exception as exc:
+                error = net.failure(exc, authority,
+                                    ca_setting="[azure] ca_cert (or REQUESTS_CA_BUNDLE)",
+                                    address_setting="[azure] authority")
+                if error is not None:
+                    raise error from None
+                if not isinstance(exc, ValueError):
+                    raise
+                # MSAL's word for a malformed answer or authority
                 if config_error:
                     raise ConfigError(f"[azure] authority {authority}: {exc}"[:300]) from None
                 raise AccessDenied(f"{what} failed: {exc}"[:300]) from None

@@ -1,5 +1,6 @@
 """What the azure and oidc backends share: showing a device code to a person, the OAuth
-error codes mapped to the contract's exits, and an https session that honours ca_cert.
+error codes mapped to the contract's exits, and a sign-in that outlives a run. Their HTTP
+session, retries and network failures are ``credhelper.net``'s, as every backend's.
 
 Showing the code: on a terminal the code and URL go to stderr. When the app runs the
 helper, stderr is captured and nobody reads it, so the verification page is opened in the
@@ -17,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from credhelper.errors import AccessDenied, BackendUnavailable, LoginRequired, certificate_dates
+from credhelper.errors import AccessDenied, BackendUnavailable, LoginRequired
 
 TITLE = "Sign in for Claude"
 
@@ -154,78 +155,6 @@ def oauth_error(error: str | None, description: str | None, where: str, hint: st
 def _short(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-def network_error(exc: Exception, where: str) -> BackendUnavailable:
-    """A connection, TLS or timeout failure as exit 4, with words for the TLS case."""
-    name = exc.__class__.__name__
-    text = str(exc)
-    dates = certificate_dates(text)
-    if dates:
-        return BackendUnavailable(f"TLS verification failed for {where}: {dates[0]}", hint=dates[1])
-    if "SSL" in name or "CERTIFICATE" in text.upper():
-        return BackendUnavailable(
-            f"TLS verification failed for {where}",
-            hint="set ca_cert (or REQUESTS_CA_BUNDLE) to the CA that signed the server's certificate",
-        )
-    if "Timeout" in name:
-        return BackendUnavailable(f"no answer from {where} within the deadline")
-    return BackendUnavailable(f"cannot reach {where} ({name})",
-                              hint="check the network, the proxy (HTTPS_PROXY) and the address")
-
-
-def session(ca_cert: str | None, base=None, **kwargs):
-    """A requests session (or ``base``, a subclass such as authlib's OAuth2Session) whose
-    ``ca_cert`` wins over REQUESTS_CA_BUNDLE, which requests otherwise lets override
-    ``verify``; proxies from the environment still apply."""
-    import requests
-
-    class Session(base or requests.Session):
-        def merge_environment_settings(self, url, proxies, stream, verify, cert):
-            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            if ca_cert:
-                merged["verify"] = ca_cert
-            return merged
-
-    return Session(**kwargs)
-
-
-# ---------------------------------------------------------------- 429 and 5xx, for both
-
-MAX_RETRIES = 4
-RETRY_STATUS = (429, 500, 502, 503, 504)
-# A POST that failed with 500 may have been carried out (a refresh token spent and
-# rotated) before the server broke: only answers that mean "not done" are retried.
-RETRY_POST_STATUS = (429, 502, 503, 504)
-
-
-class Overloaded(Exception):
-    """Raised by a response hook for 429/5xx, before authlib or MSAL reads the answer:
-    they would turn it into an error without the status or Retry-After (and MSAL's
-    ThrottledHttpClient would replay it to a retry within this process)."""
-
-    def __init__(self, response):
-        super().__init__(response.status_code)
-        self.response = response
-
-
-def flag_overload(response, *args, **kwargs):
-    """requests response hook: 429/5xx raise Overloaded."""
-    if response.status_code in RETRY_STATUS:
-        raise Overloaded(response)
-    return response
-
-
-def wait_out(request, exc: Overloaded, said: str, attempt: int, idempotent: bool) -> None:
-    """After the ``attempt``-th 429/5xx: pause (the server's Retry-After when it sent one)
-    and return when the call may be made again within the deadline; else raise exit 4."""
-    status, wait = exc.response.status_code, exc.response.headers.get("Retry-After")
-    retryable = idempotent or status in RETRY_POST_STATUS
-    if retryable and attempt <= MAX_RETRIES and request.pause_before_retry(
-            attempt, said, retry_after=wait):
-        return
-    raise BackendUnavailable(said + (f" (it asks to retry after {wait.strip()[:40]})"
-                                     if wait else "")) from None
 
 
 def check_not_dead_on_arrival(issuer: str, sent_at: float | None, expires: float | None) -> None:

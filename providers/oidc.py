@@ -17,15 +17,14 @@ import hashlib
 import os
 import time
 
-from credhelper import jwt
+from credhelper import jwt, net
 from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, POLL_INTERVAL, CODE_LIFETIME, Overloaded, PendingSignIn,
-                          StillPending,
-                          bounded, check_not_dead_on_arrival, flag_overload, network_error,
-                          oauth_error, present, remember_token_secrets, session, wait_out)
+from .device_flow import (PENDING, POLL_INTERVAL, CODE_LIFETIME, PendingSignIn, StillPending,
+                          bounded, check_not_dead_on_arrival, oauth_error, present,
+                          remember_token_secrets)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
@@ -65,8 +64,8 @@ class OidcProvider(Provider):
                 help="how `login` signs in: a browser with a loopback redirect (authorization "
                      "code + PKCE), the device code, or auto (browser when a desktop is there)"),
         Setting("ca_cert", "path", credential=False,
-                help="CA certificate (PEM) of the provider; default: REQUESTS_CA_BUNDLE or "
-                     "the system CAs"),
+                help="CA certificate (PEM) of the provider, trusted alone; default: the "
+                     "system CAs and REQUESTS_CA_BUNDLE"),
     )
 
     # ------------------------------------------------------------ configuration
@@ -134,38 +133,42 @@ class OidcProvider(Provider):
     def _session(self, request, secret: str | None):
         from authlib.integrations.requests_client import OAuth2Session
 
-        sess = session(
-            self.config.get("ca_cert"), base=OAuth2Session,
+        return net.session(
+            self.config.get("ca_cert"), base=OAuth2Session, overload=True,
             client_id=self.config["client_id"], client_secret=secret,
             token_endpoint_auth_method="client_secret_basic" if secret else "none",
         )
-        sess.hooks["response"].append(flag_overload)
-        return sess
 
     def _timeout(self, request) -> float:
         return min(request.remaining(), MAX_CALL)
 
     def _call(self, request, what: str, fn, *args, idempotent: bool = False, **kwargs):
-        """Run one HTTP call: 429 and 5xx are retried within the deadline (after the
-        server's Retry-After when it sends one); network and TLS failures become exit 4."""
+        """Run one HTTP call, retried by the one rule of ``credhelper.net`` (429 and 5xx
+        within the deadline, after the server's Retry-After when it sends one; a POST that
+        got 500 only when ``idempotent``); network and TLS failures become exit 4."""
         import requests
 
         issuer = self.config["issuer"]
-        attempt = 0
+        retry = net.Retry(request, idempotent=idempotent)
         while True:
             try:
                 timeout = self._timeout(request)
                 self._sent_at = time.time()
                 return fn(*args, timeout=timeout, **kwargs)
-            except Overloaded as exc:
-                attempt += 1
-                wait_out(request, exc, f"{issuer} answered HTTP {exc.response.status_code} to "
-                         f"{what}", attempt, idempotent)
+            except net.Overloaded as exc:
+                retry.after(exc, f"{issuer} answered HTTP {exc.status} to {what}")
             except requests.exceptions.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else 0
                 raise AccessDenied(f"{issuer} refused {what} (HTTP {status})") from None
-            except requests.exceptions.RequestException as exc:
-                raise network_error(exc, issuer) from None
+            except Exception as exc:
+                raise self._network_error(exc) from None
+
+    def _network_error(self, exc: Exception) -> Exception:
+        """A transport failure as exit 4 (5 for an oversized refusal); ``exc`` itself when
+        it is none, so that a bug surfaces as one."""
+        return net.failure(exc, self.config["issuer"],
+                           ca_setting="[oidc] ca_cert (or REQUESTS_CA_BUNDLE)",
+                           address_setting="[oidc] issuer") or exc
 
     def discover(self, request, sess) -> dict:
         issuer = self.config["issuer"]
@@ -362,7 +365,6 @@ class OidcProvider(Provider):
         until its sign-in deadline; any other run asks once (the person may have approved
         since the run that showed the code), never waiting for a person."""
         from authlib.integrations.base_client import OAuthError
-        import requests
 
         interval = bounded(started.get("interval"), 5.0, *POLL_INTERVAL)
         ends = request.login_deadline if request.interactive else time.monotonic()
@@ -381,13 +383,13 @@ class OidcProvider(Provider):
                                       self._login_hint(), "device") from None
                 if exc.error == "slow_down":
                     interval = min(interval + 5, POLL_INTERVAL[1])  # RFC 8628 §3.5
-            except Overloaded as exc:  # wait it out like slow_down, within the deadline
-                wait = parse_retry_after(exc.response.headers.get("Retry-After") or "")
-                request.log.debug(f"{self.config['issuer']} answered HTTP "
-                                  f"{exc.response.status_code} while polling")
+            except net.Overloaded as exc:  # wait it out like slow_down, within the deadline
+                wait = parse_retry_after(exc.retry_after or "")
+                request.log.debug(f"{self.config['issuer']} answered HTTP {exc.status} "
+                                  "while polling")
                 interval = max(interval, min(wait or 0, POLL_INTERVAL[1]))
-            except requests.exceptions.RequestException as exc:
-                raise network_error(exc, self.config["issuer"]) from None
+            except Exception as exc:
+                raise self._network_error(exc) from None
             else:
                 token = remember_token_secrets(request, dict(token))
                 self._save(request, token)

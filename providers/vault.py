@@ -17,9 +17,9 @@ import math
 import os
 import time
 
+from credhelper import net
 from credhelper.durations import MAX_SECONDS
-from credhelper.errors import (AccessDenied, BackendUnavailable, ConfigError, LoginRequired,
-                              certificate_dates)
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
 AUTH_METHODS = ("token", "approle", "userpass", "ldap", "jwt", "kubernetes", "cert")
@@ -29,9 +29,6 @@ DEFAULT_STATIC_AGE = 7200.0  # longer than the app's own default TTL (1h)
 # A cached login token is reused only while it outlives the run by this much
 # (on top of min_validity, because dynamic leases die with the token that made them).
 TOKEN_MARGIN = 60.0
-RETRY_STATUS = {429, 500, 502, 504}  # 503 is "sealed" or standby: no use waiting for it
-MAX_BACKOFF = 2.0
-MAX_RETRIES = 4  # a server that keeps failing is down for this run: leave time for the cache
 
 
 class VaultProvider(Provider):
@@ -504,8 +501,9 @@ class _Refused(Exception):
 
 
 class Vault:
-    """One hvac client for one run: TLS as configured, every call bounded by the deadline,
-    retries with backoff on 429 and 5xx, every failure mapped to a contract error."""
+    """One hvac client for one run: TLS as configured, every call bounded by the deadline
+    and retried by the one rule of ``credhelper.net``, every failure mapped to a contract
+    error."""
 
     def __init__(self, config, request):
         import hvac
@@ -514,7 +512,11 @@ class Vault:
         self.address = config["address"]
         self.token_expires_at: float | None = None
         self.accessor_hint: str | None = None
-        session = _session(config) if self.address.startswith("https://") else None
+        # Plain http (loopback only) needs no TLS file, so a stale one is no error there.
+        https = self.address.startswith("https://")
+        ca, cert, key = (config.get(k) if https else None
+                         for k in ("ca_cert", "client_cert", "client_key"))
+        session = net.session(ca, cert, key, source=config.source("ca_cert") if ca else "ca_cert")
         self.client = hvac.Client(
             url=self.address,
             token="",  # not None: hvac would read VAULT_TOKEN / ~/.vault-token on its own
@@ -522,7 +524,6 @@ class Vault:
             session=session,
             timeout=max(0.1, request.deadline - time.monotonic()),
             adapter=hvac.adapters.RawAdapter,
-            **({} if session is not None else {"verify": True, "cert": None}),
         )
 
     def set_token(self, token: str | None, expires_at: float | None) -> None:
@@ -539,8 +540,9 @@ class Vault:
             return {}
 
     def call(self, method: str, path: str, what: str, login: bool = False, **kwargs) -> dict:
-        """JSON body of a successful call; raises a contract error (or _Refused) otherwise."""
-        response = self._send(method, path, what, kwargs)
+        """JSON body of a successful call; raises a contract error (or _Refused) otherwise.
+        A login is the one POST that is not idempotent (a one-use secret ID)."""
+        response = self._send(method, path, what, kwargs, idempotent=not login)
         if response.status_code == 204:
             return {}
         try:
@@ -555,52 +557,42 @@ class Vault:
             self.log.debug(f"Vault warning on {what}: {warning}")
         return body
 
-    def _send(self, method: str, path: str, what: str, kwargs: dict):
-        import requests
-
-        attempt = 0
+    def _send(self, method: str, path: str, what: str, kwargs: dict, idempotent: bool = True):
+        retry = net.Retry(self.request, idempotent=idempotent)
         while True:
             timeout = self.request.remaining()
             try:
                 response = self.client.adapter.request(
                     method, f"/v1/{path}", raise_exception=False, timeout=timeout, **kwargs)
-            except requests.exceptions.SSLError as exc:
-                reason = _tls_reason(exc)
-                raise BackendUnavailable(f"TLS to {self.address} failed: {reason}",
-                                         hint=_tls_hint(reason)) from None
-            except requests.exceptions.Timeout:
-                raise BackendUnavailable(f"Vault at {self.address} did not answer {what} "
-                                         "before the deadline") from None
-            except requests.exceptions.RequestException as exc:
-                raise BackendUnavailable(
-                    f"cannot reach Vault at {self.address}: {_connection_reason(exc)}",
-                    hint="check [vault] address (or VAULT_ADDR) and that the server is running",
-                ) from None
+            except Exception as exc:
+                error = net.failure(exc, self.address, name="Vault", what=what,
+                                    ca_setting="[vault] ca_cert (or VAULT_CACERT)",
+                                    address_setting="[vault] address (or VAULT_ADDR)")
+                if error is None:
+                    raise
+                raise error from None
             status = response.status_code
             if status < 400:
                 return response
-            if status in RETRY_STATUS:
-                attempt += 1
-                if attempt <= MAX_RETRIES and self.request.pause_before_retry(
-                        attempt, f"Vault answered {what} with HTTP {status}", first=0.2,
-                        cap=MAX_BACKOFF, retry_after=response.headers.get("Retry-After")):
-                    continue
-            raise self._error(status, response, path, what)
+            # A sealed Vault stays sealed until an operator acts: no use waiting for it.
+            if not _sealed(status, response) and retry.again(
+                    status, response.headers.get("Retry-After"),
+                    f"Vault answered {what} with HTTP {status}", method):
+                continue
+            raise self._error(status, response, path, what, retry)
 
-    def _error(self, status: int, response, path: str, what: str):
+    def _error(self, status: int, response, path: str, what: str, retry: net.Retry):
         errors, request_id = _errors_of(response)
         said = "; ".join(errors)[:300] or f"HTTP {status}"
         said += f" (request id {request_id})" if request_id else ""
         login = path.startswith("auth/") and "/login" in path
-        if status == 503 and "sealed" in said.lower():
+        if _sealed(status, response):
             return BackendUnavailable(f"Vault at {self.address} is sealed",
                                       hint="an operator must unseal it; a cached credential is "
                                       "served meanwhile while it stays valid")
         if status >= 500 or status == 429:
-            wait = response.headers.get("Retry-After")
             said = said if said.startswith("HTTP ") else f"HTTP {status}: {said}"
-            return BackendUnavailable(f"Vault could not serve {what}: {said}" + (
-                f" (it asks to retry after {wait.strip()[:40]})" if wait else ""))
+            return retry.error(f"Vault could not serve {what}: {said}")
         if login:
             return AccessDenied(f"Vault refused the {what} at {path.rsplit('/login', 1)[0]}: {said}",
                                 hint="check the role, credentials and mount of the [vault] auth method")
@@ -615,71 +607,8 @@ class Vault:
         return AccessDenied(f"Vault refused {what} ({path}): {said}")
 
 
-def _session(config):
-    """A requests session whose TLS is exactly what the configuration says (CA file or
-    directory, client certificate), whatever REQUESTS_CA_BUNDLE and friends say."""
-    import ssl
-
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    context = ssl.create_default_context()
-    ca = config.get("ca_cert")
-    try:
-        if ca and os.path.isdir(ca):
-            context = ssl.create_default_context(cadata=_pem_directory(ca))
-        elif ca:
-            context = ssl.create_default_context(cafile=ca)
-        elif os.environ.get("REQUESTS_CA_BUNDLE"):
-            context.load_verify_locations(cafile=os.environ["REQUESTS_CA_BUNDLE"])
-        if config.get("client_cert"):
-            context.load_cert_chain(config["client_cert"], config.get("client_key"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"TLS file not found: {exc.filename or ca}") from None
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the Vault TLS files ({config.source('ca_cert') if ca else 'client_cert'}): "
-                          f"{_os_reason(exc)}") from None
-
-    class Adapter(HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):
-            kwargs["ssl_context"] = context
-            return super().init_poolmanager(*args, **kwargs)
-
-        def proxy_manager_for(self, proxy, **kwargs):
-            kwargs["ssl_context"] = context
-            return super().proxy_manager_for(proxy, **kwargs)
-
-        def send(self, request, **kwargs):
-            kwargs["verify"], kwargs["cert"] = True, None  # the context decides, nothing else
-            return super().send(request, **kwargs)
-
-        def cert_verify(self, conn, url, verify, cert):
-            pass
-
-    session = requests.Session()
-    session.mount("https://", Adapter())
-    session.verify = True
-    session.cert = None
-    return session
-
-
-def _pem_directory(directory: str) -> str:
-    """Every PEM certificate in a directory, as Vault's VAULT_CAPATH reads it."""
-    found = []
-    for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path, encoding="ascii", errors="ignore") as f:
-                text = f.read()
-        except OSError:
-            continue
-        if "-----BEGIN CERTIFICATE-----" in text:
-            found.append(text)
-    if not found:
-        raise ConfigError(f"the CA directory {directory} holds no PEM certificate")
-    return "\n".join(found)
+def _sealed(status: int, response) -> bool:
+    return status == 503 and any("sealed" in e.lower() for e in _errors_of(response)[0])
 
 
 # ---------------------------------------------------------------- small helpers
@@ -805,37 +734,3 @@ def _message(exc: Exception) -> str:
 
 def _os_reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc.__class__.__name__
-
-
-def _tls_reason(exc: Exception) -> str:
-    import re
-
-    text = str(exc)
-    found = re.search(r"certificate verify failed: ([^(\"']+)", text)
-    if found:
-        return "certificate verify failed: " + found.group(1).strip()
-    for marker in ("WRONG_VERSION_NUMBER", "hostname mismatch", "TLSV1_ALERT", "SSLV3_ALERT",
-                   "EOF occurred", "certificate verify failed"):
-        if marker in text:
-            start = text.find(marker)
-            return text[start:start + 100].split("(")[0].split("'")[0].strip(" ]")
-    return exc.__class__.__name__
-
-
-def _tls_hint(reason: str) -> str:
-    """What to do about a failed TLS handshake: a wrong CA is ours to fix, a certificate
-    outside its dates is the server's (or a wrong clock here)."""
-    dates = certificate_dates(reason)
-    if dates:
-        return dates[1]
-    return "set [vault] ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate"
-
-
-def _connection_reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "No route to host",
-                   "Network is unreachable", "Connection reset", "Temporary failure in name resolution",
-                   "RemoteDisconnected"):
-        if marker in text:
-            return marker
-    return exc.__class__.__name__

@@ -39,7 +39,7 @@ def test_untrusted_certificate_exits_4(aws_env, tls_moto):
     aws_env["CREDHELPER_AWS_ENDPOINT_URL"] = server.url
     aws_env.pop("AWS_CA_BUNDLE", None)
     p = aws(aws_env, "--debug")
-    assert_failure(p, 4, "TLS failed", "AWS_CA_BUNDLE")
+    assert_failure(p, 4, "TLS to", "failed: certificate verify failed", "AWS_CA_BUNDLE")
     assert_clean(p.stderr)
 
 

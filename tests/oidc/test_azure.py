@@ -85,7 +85,8 @@ def test_id_token_logout_and_denial(azure_env, idp):
 
 def test_the_wrong_ca_exits_4(azure_env, idp):
     env = {**azure_env, "REQUESTS_CA_BUNDLE": idp.wrong_ca_pem, "CLAUDE_HELPER_CONTEXT": "interactive"}
-    assert_failure(run(["credhelper-azure"], env), 4, "TLS verification failed")
+    assert_failure(run(["credhelper-azure"], env), 4, "TLS to", "certificate verify failed",
+                   "[azure] ca_cert")
 
 
 def test_ten_concurrent_renewals_each_use_the_newest_refresh_token(azure_env, idp):

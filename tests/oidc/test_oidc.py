@@ -166,8 +166,8 @@ def test_the_wrong_ca_exits_4(oidc_env, idp):
     drop_cached(oidc_env)
     wrong = {**oidc_env, "REQUESTS_CA_BUNDLE": idp.wrong_ca_pem}
     for extra in ({"CLAUDE_HELPER_CONTEXT": "background"}, {"CLAUDE_HELPER_CONTEXT": "interactive"}):
-        assert_failure(run(["credhelper-oidc"], {**wrong, **extra}), 4, "TLS verification failed",
-                       "ca_cert")
+        assert_failure(run(["credhelper-oidc"], {**wrong, **extra}), 4, "TLS to",
+                       "certificate verify failed", "[oidc] ca_cert")
     # ca_cert names the right CA and wins over the variable.
     token_of(run(["credhelper-oidc"], {**wrong, "CREDHELPER_OIDC_CA_CERT": idp.ca_pem}))
 

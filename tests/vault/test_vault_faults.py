@@ -150,14 +150,14 @@ def test_server_that_never_answers_ends_by_the_deadline(base_env, lab, proxy):
     proxy.reset()
     proxy.plan(Fault.hang())
     proc, elapsed = timed("credhelper-vault", env)
-    served_stale(proc, lab.values["kv2"], "did not answer", "deadline")
+    served_stale(proc, lab.values["kv2"], "no answer from Vault", "deadline")
     assert 2.9 <= elapsed < 8, elapsed
     assert proxy.seen == [("GET", "/v1/secret/data/gateway", "hang")]
     assert entry_bytes(env) == before
 
     proxy.plan(Fault.hang())
     proc, elapsed = timed("credhelper-vault", empty_cache(env))
-    failure(proc, 4, "did not answer", "before the deadline")
+    failure(proc, 4, "no answer from Vault", "within the deadline")
     assert 2.9 <= elapsed < 8, elapsed
 
 
