@@ -186,7 +186,7 @@ def umbrella():
 
 
 @umbrella.command("get")
-@click.option("--provider", "-p", required=True, help="Backend: " + ", ".join(registry.BUILTIN))
+@click.option("--provider", "-p", required=True, help="Backend: " + ", ".join(registry.names()))
 @_force_option
 @click.pass_obj
 def umbrella_get(app: App, provider: str, force: bool):

@@ -1,6 +1,9 @@
 """Check a built binary holds only its backend's libraries, runs, and record its size.
 
     python scripts/check-binary.py dist/onedir/credhelper-vault vault
+
+What each binary may hold comes from pyinstaller/common.py (the installed metadata), so
+run it with the build environment's Python, as scripts/build-binaries does.
 """
 
 import os
@@ -8,12 +11,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pyinstaller"))
-from common import ALL_BACKEND_LIBRARIES, BACKEND_LIBRARIES  # noqa: E402
+from common import libraries, own_libraries  # noqa: E402
 
 
 def main() -> None:
     path, name = sys.argv[1], sys.argv[2]
-    own = set(BACKEND_LIBRARIES.get(name, ALL_BACKEND_LIBRARIES if name == "credhelper" else []))
+    own = own_libraries(name)
+    _, everything = libraries()
     if os.path.isdir(path):
         executable = os.path.join(path, os.path.basename(path))
         bundled = set()
@@ -31,7 +35,7 @@ def main() -> None:
         bundled = {line.strip().split(".")[0] for line in listing.stdout.splitlines()}
     if "click" not in bundled:  # the listing itself failed: the check would prove nothing
         sys.exit(f"check-binary: cannot list the contents of {executable}: {listing.stderr[-300:]}")
-    foreign = sorted(lib for lib in ALL_BACKEND_LIBRARIES if lib not in own and lib in bundled)
+    foreign = sorted(lib for lib in everything if lib not in own and lib in bundled)
     if foreign:
         sys.exit(f"check-binary: {path} bundles other backends' libraries: {', '.join(foreign)}")
     version = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=60)

@@ -19,8 +19,13 @@ import pytest
 
 from services import MINTED_SECRETS, stop_process
 
-# Test the installed package, never the source folder: `python -m pytest` puts the
-# repository root on sys.path, where credhelper/ lacks its installed providers/ subpackage.
+# In-process imports take the installed package, as the console scripts do. Still needed
+# for a regular install (scripts/test, CI): `python -m pytest` puts the repository root on
+# sys.path, whose credhelper/ would shadow the installed copy and lacks credhelper.providers
+# (providers/ is mapped onto it at install time). Harmless under an editable install
+# (`pip install -e`), where setuptools' finder maps both credhelper and credhelper.providers
+# onto the checkout anyway: there the root on sys.path finds the same credhelper/, and
+# credhelper.providers falls through to that finder.
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
 
