@@ -35,7 +35,8 @@ class App:
         self.log = Log(prog, self.stderr, debug)
 
     def prepare(self, provider: str) -> Run:
-        return Run.prepare(provider, self.env, None, self.stderr, self.log, by_hand=True)
+        return Run.prepare(provider, self.env, None, self.stderr, self.log, by_hand=True,
+                           clock=self.clock)
 
     def echo(self, text: str = "") -> None:
         self.stdout.write(text + "\n")
@@ -110,9 +111,11 @@ def _login_commands(provider: str):
     @click.pass_obj
     def login(app: App):
         """Sign in now (device code or browser); later runs use the sign-in silently."""
+        import dataclasses
+
         run = app.prepare(provider)
-        run.request.interactive = True  # asked for by a person, so a sign-in may start
-        run.provider.login(run.request)
+        # Asked for by a person, so a sign-in may start.
+        run.provider.login(dataclasses.replace(run.request, interactive=True))
         app.log.info("signed in")
 
     @click.command("logout")

@@ -17,7 +17,8 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log, force: bool = F
         started: float | None = None) -> str:
     from credhelper.cache import Entry, Lock
 
-    run = Run.prepare(provider_name, env, stdin, stderr, log, force=force, started=started)
+    run = Run.prepare(provider_name, env, stdin, stderr, log, force=force, started=started,
+                      clock=clock)
     conf, cache, key = run.config, run.cache, run.key
     grace = conf["refresh_grace"] if force else None
     files = ", ".join(f"{path} ({'read' if read else 'absent'})" for _, path, read in conf.files)
@@ -99,7 +100,7 @@ class Run:
 
     @classmethod
     def prepare(cls, provider_name, env, stdin, stderr, log: Log, force: bool = False,
-                started: float | None = None, by_hand: bool = False):
+                started: float | None = None, by_hand: bool = False, clock=time.time):
         """``by_hand``: a command a person runs (login, status, doctor), which no app
         bounds; a credential run is bounded by the app's time budget."""
         from credhelper import budget as budget_mod
@@ -139,6 +140,8 @@ class Run:
             log=log,
             stdin_is_tty=stdin_tty,
             force_refresh=force,
+            env=env,
+            clock=clock,
             state=StateStore("keyring" if conf["cache"] == "keyring" else "file",
                              self.directory, provider_name, log),
         )

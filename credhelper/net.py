@@ -21,7 +21,6 @@ cache hit, never pays for it.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
 from credhelper.durations import parse_retry_after
@@ -86,7 +85,7 @@ class Retry:
             return True
         asked = parse_retry_after(retry_after) if retry_after is not None else None
         if asked:
-            left = max(0.0, self.request.deadline - time.monotonic())
+            left = max(0.0, self.request.deadline - self.request.monotonic())
             self.why = (f"it asks to retry after {asked:.0f}s, past this run's deadline "
                         f"({left:.0f}s left): gave up at once")
         else:
@@ -141,13 +140,14 @@ class ResponseTooLarge(Exception):
 
 
 def tls_context(ca_cert: str | None = None, client_cert: str | None = None,
-                client_key: str | None = None, source: str = "ca_cert"):
+                client_key: str | None = None, source: str = "ca_cert", env=None):
     """The SSLContext of every connection: verification against ``ca_cert`` (a PEM file,
     or a directory of PEM files as VAULT_CAPATH reads it) alone when it is set; else the
     system CAs (certifi's where the system has none) and REQUESTS_CA_BUNDLE /
     CURL_CA_BUNDLE on top. ``source`` names where ca_cert came from, for the error."""
     import ssl
 
+    env = os.environ if env is None else env
     loading = source  # what is being loaded, for the error
     try:
         if ca_cert and os.path.isdir(ca_cert):
@@ -158,10 +158,10 @@ def tls_context(ca_cert: str | None = None, client_cert: str | None = None,
             context = ssl.create_default_context()
             # requests' own rule: the first of the two that is set.
             loading = next((v for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-                            if os.environ.get(v)), "")
+                            if env.get(v)), "")
             system = ssl.get_default_verify_paths().cafile or ""
-            if loading and os.path.realpath(os.environ[loading]) != os.path.realpath(system):
-                _load(context, os.environ[loading])  # (often the system file itself: once)
+            if loading and os.path.realpath(env[loading]) != os.path.realpath(system):
+                _load(context, env[loading])  # (often the system file itself: once)
             if not context.cert_store_stats()["x509_ca"]:
                 # No system CAs (a frozen binary on macOS, a bare container): certifi's,
                 # what requests trusts by default.
@@ -216,7 +216,7 @@ def _pem_directory(directory: str) -> str:
 
 def session(ca_cert: str | None = None, client_cert: str | None = None,
             client_key: str | None = None, *, base=None, overload: bool = False,
-            source: str = "ca_cert", limit: int = MAX_BODY, **kwargs):
+            source: str = "ca_cert", limit: int = MAX_BODY, env=None, **kwargs):
     """A requests session (or ``base``, a subclass such as authlib's OAuth2Session, made
     with ``kwargs``) whose TLS is exactly ``tls_context``'s, whatever REQUESTS_CA_BUNDLE or
     a ``verify``/``cert`` argument says, and whose answers are read through ``limit``.
@@ -224,7 +224,7 @@ def session(ca_cert: str | None = None, client_cert: str | None = None,
     import requests
 
     sess = (base or requests.Session)(**kwargs)
-    adapter = _adapter_class()(tls_context(ca_cert, client_cert, client_key, source), limit)
+    adapter = _adapter_class()(tls_context(ca_cert, client_cert, client_key, source, env), limit)
     sess.mount("https://", adapter)
     sess.mount("http://", adapter)
     if overload:

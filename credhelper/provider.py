@@ -10,24 +10,14 @@ that loading a provider to read its settings costs nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from credhelper.clock import CLOCK_SKEW_WARNING
 from credhelper.durations import parse_retry_after
 from credhelper.errors import BackendUnavailable, ConfigError, LoginRequired
 from credhelper.log import Log
-
-# Beyond this many seconds between our clock and an issuer's, a run says so (NTP keeps
-# real machines within a second; a minute is a broken clock, not jitter).
-CLOCK_SKEW_WARNING = 60
-# doctor's verdict on a measured skew: JWT validation often allows about 30 s of leeway,
-# and signed requests (SigV4, Kerberos) are refused beyond about 5 minutes.
-SKEW_WARN, SKEW_FAIL = 30, 300
-
-
-def skew_verdict(seconds: float) -> str:
-    """ok, warn or fail, for doctor, of a clock skew in seconds (either sign)."""
-    return "fail" if abs(seconds) >= SKEW_FAIL else "warn" if abs(seconds) >= SKEW_WARN else "ok"
 
 # Value kinds a setting can have; config.py parses and validates each.
 KINDS = ("str", "int", "bool", "duration", "url", "path", "choice", "list", "table")
@@ -83,13 +73,23 @@ class Credential:
     details: dict[str, Any] = field(default_factory=dict)  # for status; never a secret
 
 
-@dataclass
+def _http_session(*args: Any, **kwargs: Any) -> Any:
+    from credhelper import net  # requests is imported only by a backend that asks
+
+    return net.session(*args, **kwargs)
+
+
+@dataclass(frozen=True)
 class Request:
-    """What a provider knows about the run it serves."""
+    """Everything a provider may know about the run it serves, and the only way it reads
+    the environment, the clocks or builds an HTTP session: the core hands these in, so a
+    provider can be driven in-process with a fake clock and environment. (Backend
+    libraries still read the process environment themselves: botocore's AWS_*, requests'
+    proxies.)"""
 
     context: str  # the CLAUDE_HELPER_CONTEXT in effect ("interactive", "background", ...)
     interactive: bool  # may this run ask a person (device code, prompt, browser)?
-    deadline: float  # time.monotonic() by which every network call must be done
+    deadline: float  # monotonic() by which every network call must be done
     login_deadline: float  # the longer bound for an interactive sign-in
     log: Log
     stdin_is_tty: bool = False
@@ -97,10 +97,27 @@ class Request:
     # mid-session-refresh or --force-refresh: the caller gave up on the credential it holds,
     # so no token the provider keeps itself (MSAL's cache) may be handed back unrenewed.
     force_refresh: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)  # the run's environment
+    clock: Callable[[], float] = time.time  # wall clock (expiry times, Unix seconds)
+    monotonic: Callable[[], float] = time.monotonic  # for deadlines
+    sleep: Callable[[float], None] = time.sleep
+    http: Callable[..., Any] = _http_session  # credhelper.net.session
+
+    def now(self) -> float:
+        return self.clock()
+
+    def session(self, *args: Any, **kwargs: Any) -> Any:
+        """An HTTP session of the one network layer (credhelper.net.session), reading
+        REQUESTS_CA_BUNDLE from this run's environment."""
+        return self.http(*args, env=self.env, **kwargs)
+
+    def signing_in(self) -> "Request":
+        """This request with the sign-in deadline for every call: a person is waiting."""
+        return replace(self, deadline=self.login_deadline)
 
     def remaining(self) -> float:
         """Seconds left before the deadline; raises once it has passed."""
-        left = self.deadline - time.monotonic()
+        left = self.deadline - self.monotonic()
         if left <= 0:
             raise BackendUnavailable("the deadline passed before the backend answered")
         return left
@@ -118,14 +135,14 @@ class Request:
         asked = parse_retry_after(retry_after) if retry_after is not None else None
         if asked is not None:
             delay = asked
-        if self.deadline - time.monotonic() < delay + 0.5:
+        if self.deadline - self.monotonic() < delay + 0.5:
             if asked is not None:
                 self.log.debug(f"{what}; the server asks to retry in {asked:.0f}s, "
                                "past this run's deadline")
             return False
         self.log.debug(f"{what}; retrying in {delay:.2f}s"
                        + (" (Retry-After)" if asked is not None else ""))
-        time.sleep(delay)
+        self.sleep(delay)
         return True
 
     def fresh_token_expiry(self, token: str, issuer: str, sent_at: float | None = None,
@@ -143,7 +160,7 @@ class Request:
         from credhelper import jwt
         from credhelper.durations import MAX_SECONDS
 
-        now = time.time() if sent_at is None else sent_at
+        now = self.clock() if sent_at is None else sent_at
         claims = (jwt.decode(token) or ({}, {}))[1]
         exp, iat = jwt.number(claims.get("exp")), jwt.number(claims.get("iat"))
         expires = exp
@@ -179,6 +196,10 @@ class Provider:
     # values enter the cache key and the hot-path snapshot as digests, so switching
     # identity never serves a credential minted for the previous one.
     identity_env: ClassVar[tuple[str, ...]] = ()
+    # What doctor probes for reachability, TLS and clock skew: the setting holding the
+    # backend's base URL and the one holding its CA bundle (None: nothing to probe).
+    address_setting: ClassVar[str | None] = None
+    ca_setting: ClassVar[str | None] = None
 
     def __init__(self, config):
         self.config = config  # credhelper.config.ProviderConfig

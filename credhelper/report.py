@@ -16,7 +16,7 @@ from credhelper import __version__, config as config_mod, context, jwt, registry
 from credhelper import managed as managed_mod
 from credhelper.cache import FileCache, SUFFIX
 from credhelper.durations import format_duration
-from credhelper.provider import skew_verdict
+from credhelper.clock import skew_verdict
 from credhelper.errors import CredhelperError
 
 
@@ -277,16 +277,16 @@ def _doctor_provider(app, name: str) -> dict:
         checks += [_check(*c) for c in run.provider.diagnose(run.request)]
     except CredhelperError as exc:
         checks.append(_check("fail", "backend", exc.message))
-    url_setting = next((s for s in run.provider.settings if s.kind == "url" and run.config.get(s.name)), None)
-    if url_setting is not None:
-        ca = next((run.config.get(s.name) for s in run.provider.settings
-                   if s.kind == "path" and s.name in ("ca_cert", "ca_bundle")), None)
-        ca_source = "ca_cert"
+    # What to probe is what the provider declares (its address and CA settings).
+    address_setting = run.provider.address_setting
+    if address_setting and run.config.get(address_setting):
+        ca = run.config.get(run.provider.ca_setting) if run.provider.ca_setting else None
+        ca_source = run.provider.ca_setting or "ca_cert"
         if not ca and app.env.get("REQUESTS_CA_BUNDLE"):
             # Without ca_cert the backends (requests) trust REQUESTS_CA_BUNDLE: so do we.
             ca, ca_source = app.env["REQUESTS_CA_BUNDLE"], "REQUESTS_CA_BUNDLE"
-        checks += probe_backend(run.config[url_setting.name], ca, min(10.0, run.config["timeout"]),
-                                app.clock, f"{url_setting.name}", ca_source)
+        checks += probe_backend(run.config[address_setting], ca, min(10.0, run.config["timeout"]),
+                                app.clock, address_setting, ca_source)
     entry = None
     try:
         entry = run.cache.load(name, run.key)

@@ -24,7 +24,8 @@ import time
 
 from credhelper import net
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
-from credhelper.provider import Credential, Provider, Setting, skew_verdict
+from credhelper.clock import skew_verdict
+from credhelper.provider import Credential, Provider, Setting
 from credhelper.providers import aws_verify
 
 MODES = ("presigned-identity", "web-identity-token", "secretsmanager")
@@ -63,6 +64,8 @@ class _CredentialsExpired(AccessDenied):
 class AwsProvider(Provider):
     name = "aws"
     summary = "your AWS identity (STS, Secrets Manager)"
+    address_setting = "endpoint_url"
+    ca_setting = None
     library = "boto3"
     # The chain's raw inputs: a new key pair or token file means another caller.
     identity_env = ("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -430,15 +433,16 @@ class _Aws:
                 "in ~/.aws/cli/cache and reused until it expires")
         request = self.request
         request.require_interactive(f"AWS profile {profile!r} needs an MFA code for {serial}", hint)
-        request.deadline = request.login_deadline  # a person is waiting: the longer bound
+        self.request = request = request.signing_in()  # a person is waiting: the longer bound
         if request.stdin_is_tty:
             self.log.debug(f"asking for the MFA code of {serial} on the terminal")
             text = _read_terminal(prompt)
         else:
             from credhelper.providers import prompt as dialog
 
-            left = request.login_deadline - time.monotonic() - AFTER_MFA
-            text = dialog.ask(f"Enter the MFA code for {serial}", left) if left >= 5 else None
+            left = request.login_deadline - request.monotonic() - AFTER_MFA
+            text = (dialog.ask(f"Enter the MFA code for {serial}", left, request.env)
+                    if left >= 5 else None)
             if text is None:
                 raise LoginRequired(f"AWS profile {profile!r} needs an MFA code for {serial}, and "
                                     "no terminal or desktop dialog can ask for it in this run", hint)
@@ -475,7 +479,7 @@ class _Aws:
         self.log.debug(f"caller {answer.get('Arn')}")
         if not with_skew:
             return answer
-        return answer, _date_skew(answer)
+        return answer, _date_skew(answer, self.request.now())
 
     # -------------------------------------------------------- the three modes
 
@@ -488,7 +492,7 @@ class _Aws:
         def add_audience(request, **_):
             request.headers[header] = audience
 
-        signed_at = time.time()
+        signed_at = self.request.now()
         sts.meta.events.register("before-sign.sts.GetCallerIdentity", add_audience)
         try:
             url = sts.generate_presigned_url("get_caller_identity", Params={},
@@ -509,7 +513,7 @@ class _Aws:
         if keys.expires_at is not None:
             # STS refuses a JWT that outlives the calling session
             # (SessionDurationEscalationException), so ask for no more than it has left.
-            left = int(keys.expires_at - time.time()) - 5
+            left = int(keys.expires_at - self.request.now()) - 5
             if left < duration:
                 self.log.debug(f"token_duration capped to the session's remaining {left}s")
                 duration = max(60, left)
@@ -550,7 +554,7 @@ class _Aws:
             return None
         if not meta.get("RotationEnabled"):
             return None
-        now = time.time()
+        now = self.request.now()
         when = meta.get("NextRotationDate")
         when = when.timestamp() if when is not None else None
         days = (meta.get("RotationRules") or {}).get("AutomaticallyAfterDays")
@@ -603,7 +607,7 @@ class _Aws:
                 # be served), and the cause is this machine's clock, which NTP usually puts
                 # right: a condition that passes, like an outage, not a refusal.
                 return BackendUnavailable(
-                    f"{what} failed: this machine's clock is off ({_skew_of(exc.response)}), "
+                    f"{what} failed: this machine's clock is off ({_skew_of(exc.response, self.request.now())}), "
                     f"so AWS refused the request's time: {code}: {text}".rstrip(": "),
                     hint="fix the system clock (turn on NTP: timedatectl set-ntp true; macOS: "
                     "sudo sntp -sS time.apple.com; Windows: w32tm /resync), then run again")
@@ -773,7 +777,7 @@ def _clock_refused(code: str, text: str) -> bool:
         ("Signature expired", "Signature not yet current"))
 
 
-def _date_skew(response: dict) -> float | None:
+def _date_skew(response: dict, now: float) -> float | None:
     """Seconds this machine's clock is ahead of AWS's (negative: behind), from the Date
     header of an AWS answer or error; None without a readable one."""
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
@@ -782,14 +786,14 @@ def _date_skew(response: dict) -> float | None:
     from email.utils import parsedate_to_datetime
 
     try:
-        return time.time() - parsedate_to_datetime(date).timestamp()
+        return now - parsedate_to_datetime(date).timestamp()
     except (TypeError, ValueError, OverflowError):
         return None
 
 
-def _skew_of(response: dict) -> str:
+def _skew_of(response: dict, now: float) -> str:
     """How far this machine's clock is from AWS's, in words, for a refusal's message."""
-    skew = _date_skew(response)
+    skew = _date_skew(response, now)
     if skew is not None and abs(skew) >= 60:  # less is jitter, not the cause
         return f"about {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} AWS"
     return "by more than AWS allows"

@@ -44,6 +44,8 @@ MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to r
 class AzureProvider(Provider):
     name = "azure"
     summary = "Microsoft Entra ID (Azure AD)"
+    address_setting = "authority"
+    ca_setting = "ca_cert"
     library = "msal"
     can_login = True
     # When the last POST was sent (time.time()): the earliest the token in its answer can
@@ -145,14 +147,15 @@ class AzureProvider(Provider):
         itself, so each request here is bounded by what is left of the run's deadline
         (read when it is sent: a device code sign-in runs to the login deadline), and the
         send time of the last POST is noted: a fresh token's lifetime counts from there."""
-        http = net.session(self.config.get("ca_cert"), overload=True)
+        http = request.session(self.config.get("ca_cert"), overload=True)
         send = http.request
+        self._active = request  # the request whose deadline bounds MSAL's calls now
 
         def bounded(method, url, *args, **kwargs):
             if kwargs.get("timeout") is None:
-                kwargs["timeout"] = min(request.remaining(), MAX_CALL)
+                kwargs["timeout"] = min(self._active.remaining(), MAX_CALL)
             if str(method).upper() == "POST":
-                self._sent_at = time.time()
+                self._sent_at = self._active.now()
             return send(method, url, *args, **kwargs)
 
         http.request = bounded
@@ -220,7 +223,8 @@ class AzureProvider(Provider):
                     what = ("the saved Azure AD sign-in needs to be renewed" if accounts
                             else "nobody has signed in to Azure AD yet")
                     request.require_interactive(what, LOGIN_HINT)
-                request.deadline = request.login_deadline  # a person is waiting: the longer bound
+                # A person is waiting: the longer bound, for MSAL's calls too (see _http).
+                request = self._active = request.signing_in()
                 result = self._device_flow(request, app, scopes, pending, started)
         finally:
             self._save(request, cache, store)
@@ -290,7 +294,7 @@ class AzureProvider(Provider):
         if self.config["token"] == "id":
             token = self._id_token(app, result, account)
             exp = jwt.expiry(token) if token else None
-            return (exp - time.time()) if exp else 0.0
+            return (exp - request.now()) if exp else 0.0
         return float(result.get("expires_in") or 0)
 
     def _device_flow(self, request, app, scopes, pending: PendingSignIn,
@@ -308,7 +312,7 @@ class AzureProvider(Provider):
             started = {"device_code": flow.get("device_code"), "user_code": flow["user_code"],
                        "verification_uri": flow.get("verification_uri", ""),
                        "verification_uri_complete": flow.get("verification_uri_complete"),
-                       "expires_at": time.time() + bounded(flow.get("expires_in"), 900.0,
+                       "expires_at": request.now() + bounded(flow.get("expires_in"), 900.0,
                                                            *CODE_LIFETIME),
                        "msal_flow": flow}
             pending.save(started)
@@ -324,14 +328,15 @@ class AzureProvider(Provider):
         # until its sign-in deadline, any other run not at all beyond that one poll.
         # MSAL checks that time once a second between polls but not before the next poll,
         # which may come a second later: stop early enough for that poll to fit too.
-        until = request.login_deadline - 1.5 if request.interactive else time.monotonic()
+        until = request.login_deadline - 1.5 if request.interactive else request.monotonic()
         flow["interval"] = int(bounded(flow.get("interval"), 5.0, *POLL_INTERVAL))
         flow["expires_at"] = min(started["expires_at"],
-                                 time.time() + max(0.0, until - time.monotonic()))
+                                 # MSAL compares this with the real clock
+                                 time.time() + max(0.0, until - request.monotonic()))
         result = self._msal(request, "the device code sign-in", app.acquire_token_by_device_flow, flow)
         self._register(request, result)
         if "error" in result:
-            if result["error"] in PENDING and started["expires_at"] > time.time():
+            if result["error"] in PENDING and started["expires_at"] > request.now():
                 raise pending.not_finished(started, self.authority()[0], LOGIN_HINT)
             pending.clear()
             if result["error"] in PENDING:
@@ -353,7 +358,7 @@ class AzureProvider(Provider):
         fresh = result.get("token_source", "identity_provider") == "identity_provider"
         expires = self._expiry(request, result, token, fresh)
         if fresh:  # (MSAL keeps a dead one, counted from its arrival, but never serves it)
-            check_not_dead_on_arrival(self.authority()[0], self._sent_at, expires)
+            check_not_dead_on_arrival(self.authority()[0], self._sent_at, expires, request.now())
         details = {"source": self.describe(), "obtained by": result.get("token_source", "MSAL")}
         who = claims.get("preferred_username") or claims.get("email") or claims.get("sub")
         if who:
@@ -373,7 +378,7 @@ class AzureProvider(Provider):
                         and math.isfinite(lifetime))
         if not fresh:
             if self.config["token"] == "access" and has_lifetime:
-                return time.time() + float(lifetime)
+                return request.now() + float(lifetime)
             return jwt.expiry(token)
         return request.fresh_token_expiry(
             token, self.authority()[0], sent_at=self._sent_at,
@@ -383,7 +388,7 @@ class AzureProvider(Provider):
 
     def login(self, request) -> None:
         scopes = self._scopes()
-        request.deadline = request.login_deadline  # a person is waiting: the longer bound
+        request = request.signing_in()  # a person is waiting: the longer bound
         cache, store = self._load(request)
         pending = PendingSignIn(request, "azure:" + self._pending_name(scopes))
         try:
@@ -416,7 +421,7 @@ class AzureProvider(Provider):
                   if t.get("home_account_id") == account.get("home_account_id")]
         for t in tokens:
             try:
-                left = int(t.get("expires_on", 0)) - int(time.time())
+                left = int(t.get("expires_on", 0)) - int(request.now())
             except (TypeError, ValueError):
                 continue
             facts[f"access token ({t.get('target', '')})"] = (

@@ -57,46 +57,49 @@ def present(request, prompt: Prompt) -> str:
             request.log.info(f"(or open {prompt.verification_uri_complete})")
         request.log.info("waiting for the sign-in to complete...")
         return "terminal"
-    opened = open_browser(prompt.verification_uri_complete or prompt.verification_uri)
-    shown = notify(f"{prompt.text()}.")
+    opened = open_browser(prompt.verification_uri_complete or prompt.verification_uri,
+                          request.env)
+    shown = notify(f"{prompt.text()}.", request.env)
     request.log.debug(f"no terminal: browser {'opened' if opened else 'not opened'}, "
                       f"code shown with {shown or 'nothing (no notifier found)'}")
     return "desktop"
 
 
-def _spawn(argv: list[str], env=None) -> bool:
-    """Start a desktop helper without waiting for it and without a console of its own."""
+def _spawn(argv: list[str], env) -> bool:
+    """Start a desktop helper (found on the run's PATH) without waiting for it and
+    without a console of its own."""
+    found = shutil.which(argv[0], path=env.get("PATH"))
+    if found is None:
+        return False
     kwargs = {}
     if os.name == "nt":
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     else:
         kwargs["start_new_session"] = True
     try:
-        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env=env, **kwargs)
+        subprocess.Popen([found, *argv[1:]], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(env),
+                         **kwargs)
         return True
     except OSError:
         return False
 
 
-def open_browser(url: str) -> bool:
+def open_browser(url: str, env) -> bool:
     if urlsplit(url).scheme not in ("https", "http"):  # never hand other schemes to the OS
         return False
     if sys.platform == "darwin":
-        return _spawn(["open", url])
+        return _spawn(["open", url], env)
     if os.name == "nt":
         try:
             os.startfile(url)  # type: ignore[attr-defined]
             return True
         except OSError:
             return False
-    for tool in (["xdg-open"], ["gio", "open"]):
-        if shutil.which(tool[0]):
-            return _spawn(tool + [url])
-    return False
+    return any(_spawn(tool + [url], env) for tool in (["xdg-open"], ["gio", "open"]))
 
 
-def notify(message: str) -> str | None:
+def notify(message: str, env) -> str | None:
     """Show ``message`` in a dialog or notification; the name of the tool used, or None.
 
     The message travels as an argument or variable, never inside script text, so a code
@@ -106,19 +109,17 @@ def notify(message: str) -> str | None:
                   '-e', f'display dialog (item 1 of argv) with title "{TITLE}" '
                         'buttons {"OK"} default button "OK" giving up after 300',
                   '-e', 'end run']
-        return "osascript" if _spawn(["osascript", *script, message]) else None
+        return "osascript" if _spawn(["osascript", *script, message], env) else None
     if os.name == "nt":
         command = ("Add-Type -AssemblyName PresentationFramework; "
                    f"[System.Windows.MessageBox]::Show($env:CREDHELPER_PROMPT, '{TITLE}') | Out-Null")
-        env = {**os.environ, "CREDHELPER_PROMPT": message}
         return "powershell" if _spawn(["powershell", "-NoProfile", "-NonInteractive",
-                                       "-Command", command], env=env) else None
-    if shutil.which("notify-send"):
-        if _spawn(["notify-send", "--app-name=credhelper", "--urgency=critical", TITLE, message]):
-            return "notify-send"
-    if shutil.which("zenity"):
-        if _spawn(["zenity", "--info", f"--title={TITLE}", f"--text={message}", "--no-markup"]):
-            return "zenity"
+                                       "-Command", command],
+                                      {**env, "CREDHELPER_PROMPT": message}) else None
+    if _spawn(["notify-send", "--app-name=credhelper", "--urgency=critical", TITLE, message], env):
+        return "notify-send"
+    if _spawn(["zenity", "--info", f"--title={TITLE}", f"--text={message}", "--no-markup"], env):
+        return "zenity"
     return None
 
 
@@ -157,12 +158,11 @@ def _short(text: str) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def check_not_dead_on_arrival(issuer: str, sent_at: float | None, expires: float | None) -> None:
-    """A token alive when minted but expired when its answer arrived: the answer was
-    slow, not the credentials wrong. Exit 4, so a still-valid cached token is served."""
-    import time
-
-    now = time.time()
+def check_not_dead_on_arrival(issuer: str, sent_at: float | None, expires: float | None,
+                              now: float) -> None:
+    """A token alive when minted but expired when its answer arrived (at ``now``): the
+    answer was slow, not the credentials wrong. Exit 4, so a still-valid cached token is
+    served."""
     if expires is not None and sent_at is not None and sent_at < expires <= now:
         raise BackendUnavailable(
             f"{issuer} took {now - sent_at:.1f}s to answer, longer than the token lives "
@@ -213,15 +213,13 @@ class PendingSignIn:
 
     def load(self) -> dict | None:
         """The saved authorization while it can still be completed, else None."""
-        import time
-
         doc = self.request.state.load(self.name)
         if doc is None:
             return None
         usable = (all(isinstance(doc.get(f), str) and doc[f] for f in self.FIELDS)
                   and isinstance(doc.get("expires_at"), (int, float))
                   and not isinstance(doc.get("expires_at"), bool))
-        if not usable or doc["expires_at"] <= time.time():
+        if not usable or doc["expires_at"] <= self.request.now():
             self.request.log.debug("the saved pending sign-in has expired or is damaged: "
                                    "forgetting it")
             self.clear()
@@ -242,9 +240,7 @@ class PendingSignIn:
 
     def not_finished(self, doc: dict, where: str, hint: str):
         """The exit-3 error of a run whose sign-in is still waiting for the person."""
-        import time
-
-        left = max(0, int(doc["expires_at"] - time.time()))
+        left = max(0, int(doc["expires_at"] - self.request.now()))
         return LoginRequired(
             f"the sign-in at {where} is not finished yet: {self.prompt(doc).text()} "
             f"(the code stays valid {left}s more)",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -64,10 +63,10 @@ def browser_sign_in(provider, request, sess, doc: dict) -> dict:
             params["prompt"] = "consent"  # most providers grant offline access only on consent
         url, _ = sess.create_authorization_url(doc["authorization_endpoint"], state=state,
                                                code_verifier=verifier, **params)
-        opened = open_browser(url)
+        opened = open_browser(url, request.env)
         request.log.info("Sign in in your browser" + ("" if opened else " (it did not open)")
                          + f"; if it did not open, visit:\n{url}")
-        if not arrived.wait(max(0.0, request.login_deadline - time.monotonic())):
+        if not arrived.wait(max(0.0, request.login_deadline - request.monotonic())):
             raise LoginRequired("the browser sign-in was not completed in time",
                                 hint="run `credhelper-oidc login` again, or set login_flow = \"device\"")
     finally:

@@ -35,6 +35,8 @@ MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to r
 class OidcProvider(Provider):
     name = "oidc"
     summary = "an OpenID Connect provider (Okta, Auth0, Keycloak, Entra, Google, ...)"
+    address_setting = "issuer"
+    ca_setting = "ca_cert"
     library = "authlib"
     can_login = True
     # When the request whose answer is being read was sent (time.time()): the earliest a
@@ -105,7 +107,7 @@ class OidcProvider(Provider):
                 raise ConfigError(f"cannot read the client secret file {path}: "
                                   f"{exc.strerror or exc.__class__.__name__} ({where})") from None
         elif kind == "env" and rest:
-            secret = os.environ.get(rest, "").strip()
+            secret = request.env.get(rest, "").strip()
             if not secret:
                 raise ConfigError(f"the variable {rest} named by client_secret is not set ({where})")
         elif kind == "keyring" and "/" in rest:
@@ -133,7 +135,7 @@ class OidcProvider(Provider):
     def _session(self, request, secret: str | None):
         from authlib.integrations.requests_client import OAuth2Session
 
-        return net.session(
+        return request.session(
             self.config.get("ca_cert"), base=OAuth2Session, overload=True,
             client_id=self.config["client_id"], client_secret=secret,
             token_endpoint_auth_method="client_secret_basic" if secret else "none",
@@ -153,7 +155,7 @@ class OidcProvider(Provider):
         while True:
             try:
                 timeout = self._timeout(request)
-                self._sent_at = time.time()
+                self._sent_at = request.now()
                 return fn(*args, timeout=timeout, **kwargs)
             except net.Overloaded as exc:
                 retry.after(exc, f"{issuer} answered HTTP {exc.status} to {what}")
@@ -276,7 +278,7 @@ class OidcProvider(Provider):
         new = token.get("refresh_token") or previous
         if not new:
             return
-        doc = {"refresh_token": new, "saved_at": time.time()}
+        doc = {"refresh_token": new, "saved_at": request.now()}
         seed_file = self.config.get("refresh_token_file")
         if seed_file and self.config["grant"] == "refresh_token":
             old = request.state.load(self._state_name()) or {}
@@ -357,7 +359,7 @@ class OidcProvider(Provider):
                 "verification_uri": uri,
                 "verification_uri_complete": complete if isinstance(complete, str) else None,
                 "interval": bounded(answer.get("interval"), 5.0, *POLL_INTERVAL),
-                "expires_at": time.time() + bounded(answer.get("expires_in"), 600.0,
+                "expires_at": request.now() + bounded(answer.get("expires_in"), 600.0,
                                                     *CODE_LIFETIME)}
 
     def _poll(self, request, sess, url: str, started: dict) -> dict:
@@ -367,14 +369,14 @@ class OidcProvider(Provider):
         from authlib.integrations.base_client import OAuthError
 
         interval = bounded(started.get("interval"), 5.0, *POLL_INTERVAL)
-        ends = request.login_deadline if request.interactive else time.monotonic()
-        code_ends = time.monotonic() + (started["expires_at"] - time.time())
+        ends = request.login_deadline if request.interactive else request.monotonic()
+        code_ends = request.monotonic() + (started["expires_at"] - request.now())
         while True:
             try:
-                self._sent_at = time.time()
+                self._sent_at = request.now()
                 token = sess.fetch_token(url, grant_type=DEVICE_GRANT,
                                          device_code=started["device_code"],
-                                         timeout=min(max(0.5, request.login_deadline - time.monotonic()),
+                                         timeout=min(max(0.5, request.login_deadline - request.monotonic()),
                                                      MAX_CALL),
                                          **self._extra())
             except OAuthError as exc:
@@ -398,13 +400,13 @@ class OidcProvider(Provider):
                                         "this token expires needs a new sign-in (add offline_access "
                                         "to scopes?)")
                 return token
-            now = time.monotonic()
+            now = request.monotonic()
             if now >= code_ends:  # the provider would now answer expired_token
                 raise oauth_error("expired_token", None, self.config["issuer"],
                                   self._login_hint(), "device")
             if now + interval > min(ends, code_ends):
                 raise StillPending()
-            time.sleep(interval)
+            request.sleep(interval)
 
     def _credential(self, request, token: dict, how: str) -> Credential:
         want = "id_token" if self.config["token"] == "id" else "access_token"
@@ -414,11 +416,11 @@ class OidcProvider(Provider):
                                hint="for token = id, include openid in scopes")
         # Relative lifetimes (expires_in, exp - iat) are immune to a skewed laptop clock;
         # both count from when the request was sent, not from when the answer came.
-        sent_at = self._sent_at if self._sent_at is not None else time.time()
+        sent_at = self._sent_at if self._sent_at is not None else request.now()
         expires = request.fresh_token_expiry(
             value, self.config["issuer"], sent_at=sent_at,
             expires_in=token.get("expires_in") if want == "access_token" else None)
-        check_not_dead_on_arrival(self.config["issuer"], sent_at, expires)
+        check_not_dead_on_arrival(self.config["issuer"], sent_at, expires, request.now())
         details = {"source": self.describe(), "grant": self.config["grant"], "obtained by": how}
         return Credential(token=value, expires_at=expires, details=details)
 
@@ -430,10 +432,11 @@ class OidcProvider(Provider):
         secret = self.client_secret(request)
         sess = self._session(request, secret)
         doc = self.discover(request, sess)
-        request.deadline = request.login_deadline  # a person is waiting: the longer bound
+        request = request.signing_in()  # a person is waiting: the longer bound
         flow = self.config["login_flow"]
         if flow == "auto":
-            flow = "browser" if doc.get("authorization_endpoint") and _has_desktop() else "device"
+            desktop = _has_desktop(request.env)
+            flow = "browser" if doc.get("authorization_endpoint") and desktop else "device"
         if flow == "browser":
             from .loopback import browser_sign_in
 
@@ -502,15 +505,15 @@ class OidcProvider(Provider):
         return checks
 
 
-def _has_desktop() -> bool:
+def _has_desktop(env) -> bool:
     """Can a browser be opened for the person at this machine? (Not over plain SSH.)"""
     import shutil
     import sys
 
     if sys.platform == "darwin" or os.name == "nt":
-        return "SSH_CONNECTION" not in os.environ
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and bool(
-        shutil.which("xdg-open") or shutil.which("gio"))
+        return "SSH_CONNECTION" not in env
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and bool(
+        shutil.which("xdg-open", path=env.get("PATH")) or shutil.which("gio", path=env.get("PATH")))
 
 
 def _digest(value: str) -> str:

@@ -18,7 +18,7 @@ import sys
 TITLE = "Sign in for Claude"
 
 
-def _command(question: str, seconds: int) -> tuple[list[str], dict | None] | None:
+def _command(question: str, seconds: int, env) -> tuple[list[str], dict | None] | None:
     """The dialog command and its environment, or None when there is no dialog tool."""
     if sys.platform == "darwin":
         if not shutil.which("osascript"):
@@ -30,27 +30,29 @@ def _command(question: str, seconds: int) -> tuple[list[str], dict | None] | Non
         command = ("Add-Type -AssemblyName Microsoft.VisualBasic; "
                    f"[Microsoft.VisualBasic.Interaction]::InputBox($env:CREDHELPER_PROMPT, '{TITLE}')")
         return (["powershell", "-NoProfile", "-NonInteractive", "-Command", command],
-                {**os.environ, "CREDHELPER_PROMPT": question})
+                {**env, "CREDHELPER_PROMPT": question})
     # zenity without a display fails the way a cancel does: call that "no dialog".
-    if shutil.which("zenity") and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return ["zenity", "--entry", "--hide-text", f"--title={TITLE}",
+    zenity = shutil.which("zenity", path=env.get("PATH"))
+    if zenity and (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        return [zenity, "--entry", "--hide-text", f"--title={TITLE}",
                 f"--text={html.escape(question)}", f"--timeout={seconds}"], None  # Pango markup
     return None
 
 
-def ask(question: str, seconds: float) -> str | None:
+def ask(question: str, seconds: float, env) -> str | None:
     """What the person typed into a dialog ("" if they cancelled or did not answer within
     ``seconds``), or None when this desktop has no dialog tool."""
     seconds = max(1, int(seconds))
-    found = _command(question, seconds)
+    found = _command(question, seconds, env)
     if found is None:
         return None
-    argv, env = found
+    argv, child_env = found
     kwargs = {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)} if os.name == "nt" else {}
     try:
         # The tools' own timeouts close the dialog; ours is the backstop (PowerShell has none).
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=env, timeout=seconds + 2, **kwargs)
+                              stderr=subprocess.DEVNULL, env=child_env or dict(env),
+                              timeout=seconds + 2, **kwargs)
     except subprocess.TimeoutExpired:
         return ""
     except OSError:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 from credhelper import net
 from credhelper.durations import MAX_SECONDS
@@ -34,6 +33,8 @@ TOKEN_MARGIN = 60.0
 class VaultProvider(Provider):
     name = "vault"
     summary = "HashiCorp Vault or OpenBao"
+    address_setting = "address"
+    ca_setting = "ca_cert"
     library = "hvac"
     can_login = True
     settings = (
@@ -140,7 +141,7 @@ class VaultProvider(Provider):
             vault.set_token(self._static_token(request), None)
             return "static"
         state = request.state.load(self._state_name())
-        now = time.time()
+        now = request.now()
         if state and isinstance(state.get("token"), str) and state["token"]:
             request.log.secret(state["token"])
             expires_at = state.get("expires_at")
@@ -229,8 +230,8 @@ class VaultProvider(Provider):
             "policies": _texts(auth.get("policies")) or _texts(auth.get("token_policies")),
             "renewable": bool(auth.get("renewable")),
             "ttl": ttl,
-            "expires_at": time.time() + ttl if ttl else None,
-            "obtained_at": time.time(),
+            "expires_at": request.now() + ttl if ttl else None,
+            "obtained_at": request.now(),
             "how": how,
             "auth": self.config["auth"],
         }
@@ -295,7 +296,8 @@ class VaultProvider(Provider):
         else:  # run by the app: nobody reads stderr, so ask in a desktop dialog
             from .prompt import ask
 
-            password = ask(question, request.login_deadline - time.monotonic() - 2)
+            password = ask(question, request.login_deadline - request.monotonic() - 2,
+                           request.env)
             if password is None:
                 raise LoginRequired(f"{what}, and there is no terminal or desktop dialog to "
                                     "ask on", hint)
@@ -306,7 +308,7 @@ class VaultProvider(Provider):
 
     def _read(self, vault: "Vault", target: str, request) -> Credential:
         c = self.config
-        now = time.time()
+        now = request.now()
         details = {"source": self.describe(), "auth": c["auth"]}
         if vault.accessor_hint:
             details["token_accessor"] = vault.accessor_hint
@@ -516,13 +518,13 @@ class Vault:
         https = self.address.startswith("https://")
         ca, cert, key = (config.get(k) if https else None
                          for k in ("ca_cert", "client_cert", "client_key"))
-        session = net.session(ca, cert, key, source=config.source("ca_cert") if ca else "ca_cert")
+        session = request.session(ca, cert, key, source=config.source("ca_cert") if ca else "ca_cert")
         self.client = hvac.Client(
             url=self.address,
             token="",  # not None: hvac would read VAULT_TOKEN / ~/.vault-token on its own
             namespace=config.get("namespace"),
             session=session,
-            timeout=max(0.1, request.deadline - time.monotonic()),
+            timeout=max(0.1, request.deadline - request.monotonic()),
             adapter=hvac.adapters.RawAdapter,
         )
 
@@ -623,7 +625,7 @@ def _secret_from(c, prefix: str, what: str, request, unset_ok: bool = False) -> 
         value = _read_file(c[f"{prefix}_file"], f"{what} file")
     elif c.get(f"{prefix}_env"):
         variable = c[f"{prefix}_env"]
-        value = (os.environ.get(variable) or "").strip()
+        value = (request.env.get(variable) or "").strip()
         if not value:
             if unset_ok:
                 return None
