@@ -106,7 +106,8 @@ wrap(snapshot, "write", "snapshot write")
 wrap(os, "fsync", "fsync")
 out = io.StringIO()
 s = time.perf_counter()
-rc = run.helper_main("vault", [], stdout=out)
+from credhelper.run import helper_main
+rc = helper_main("vault", [], stdout=out)
 T["total"] = time.perf_counter() - s
 assert rc == 0, rc
 print(json.dumps(T))

@@ -224,7 +224,11 @@ def session(ca_cert: str | None = None, client_cert: str | None = None,
     import requests
 
     sess = (base or requests.Session)(**kwargs)
-    adapter = _adapter_class()(tls_context(ca_cert, client_cert, client_key, source, env), limit)
+    # The context is built when the first https connection is made: loading the system
+    # CAs costs ~15 ms, which a run that finds its answer over http (a loopback Vault)
+    # or not at all never pays. Its errors (an unreadable ca_cert) surface then, exit 2.
+    adapter = _adapter_class()(lambda: tls_context(ca_cert, client_cert, client_key, source, env),
+                               limit)
     sess.mount("https://", adapter)
     sess.mount("http://", adapter)
     if overload:
@@ -239,16 +243,27 @@ def _adapter_class():
         """Every connection (direct or through a proxy) uses one SSLContext; every answer
         body is read through the cap."""
 
-        def __init__(self, context, limit: int):
-            self.context, self.limit = context, limit
+        def __init__(self, make_context, limit: int):
+            self.make_context, self.limit, self._context = make_context, limit, None
             super().__init__()
 
-        def init_poolmanager(self, *args, **kwargs):
-            kwargs["ssl_context"] = self.context
-            return super().init_poolmanager(*args, **kwargs)
+        @property
+        def context(self):
+            if self._context is None:
+                self._context = self.make_context()
+            return self._context
+
+        def build_connection_pool_key_attributes(self, request, verify, cert=None):
+            # requests' documented way to use one's own SSLContext (requests >= 2.32);
+            # it covers connections through a proxy too.
+            host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+            if host.get("scheme") == "https":
+                pool["ssl_context"] = self.context
+            return host, pool
 
         def proxy_manager_for(self, proxy, **kwargs):
-            kwargs["ssl_context"] = self.context
+            if proxy.lower().startswith("https:"):  # TLS to the proxy itself
+                kwargs["ssl_context"] = self.context
             return super().proxy_manager_for(proxy, **kwargs)
 
         def send(self, request, **kwargs):
