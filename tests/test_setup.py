@@ -5,6 +5,7 @@ the npm registry. A stand-in `node` reporting v18 plays the stock package."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,7 +20,9 @@ def ensure_node(path: str) -> subprocess.CompletedProcess:
 def test_node_18_gets_node_20_from_npm(tmp_path):
     old = tmp_path / "bin"
     old.mkdir()
-    (old / "node").write_text("#!/bin/sh\necho v18.19.0\n")
+    real = shutil.which("node")  # npm itself runs on the stand-in: it must still work
+    (old / "node").write_text(f'#!/bin/sh\n[ "$1" = --version ] && exec echo v18.19.0\n'
+                              f'exec {real} "$@"\n')
     (old / "node").chmod(0o755)
     done = ensure_node(f"{old}{os.pathsep}{os.environ['PATH']}")
     assert done.returncode == 0, done.stderr
