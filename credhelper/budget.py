@@ -19,6 +19,12 @@ from dataclasses import dataclass
 from credhelper import managed
 from credhelper.errors import ConfigError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from credhelper.config import ProviderConfig
+
 TIMEOUT_KEY = "inferenceCredentialHelperTimeoutSec"
 TTL_KEY = "inferenceCredentialHelperTtlSec"
 APP_DEFAULT_TIMEOUT = 60.0
@@ -44,8 +50,8 @@ class Budget:
         return max(1.0, self.timeout - MARGIN)
 
 
-def read(conf) -> Budget:
-    """The budget for a run with configuration ``conf`` (a ProviderConfig)."""
+def read(conf: ProviderConfig) -> Budget:
+    """The budget for a run with configuration ``conf``."""
     found = managed.app_values((TIMEOUT_KEY, TTL_KEY))
     timeout = _seconds(found.get(TIMEOUT_KEY), 1.0, APP_MAX_TIMEOUT)
     if timeout is not None:
@@ -57,7 +63,8 @@ def read(conf) -> Budget:
             raise ConfigError(
                 f"app_timeout ({conf.source('app_timeout')}) must be from 1s to "
                 f"{int(APP_MAX_TIMEOUT)}s: the app's {TIMEOUT_KEY} allows no more",
-                hint="set it to the inferenceCredentialHelperTimeoutSec the app uses (60s by default)")
+                hint="set it to the inferenceCredentialHelperTimeoutSec the app uses "
+                     "(60s by default)")
     ttl = _seconds(found.get(TTL_KEY), 1.0, 366 * 86400.0)
     if ttl is not None:
         ttl_source = f"{TTL_KEY} in {found[TTL_KEY][1]}"
@@ -66,9 +73,10 @@ def read(conf) -> Budget:
     return Budget(timeout, timeout_source, ttl, ttl_source)
 
 
-def _seconds(found, low: float, high: float) -> float | None:
-    """A whole number of seconds from a managed value (a string, or a plist/DWORD number),
-    or None when it is absent or not one the app would accept."""
+def _seconds(found: tuple[Any, str] | None, low: float, high: float) -> float | None:
+    """A whole number of seconds from a managed value (a string, or a plist/DWORD number,
+    or whatever else a profile holds), or None when it is absent or not one the app would
+    accept."""
     if found is None:
         return None
     value = found[0]
@@ -90,7 +98,7 @@ class Deadlines:
     hard: float  # the watchdog's last word: nothing runs past this
 
     @classmethod
-    def compute(cls, started: float, conf, budget: Budget) -> "Deadlines":
+    def compute(cls, started: float, conf: ProviderConfig, budget: Budget) -> Deadlines:
         """``started`` is when the process began its work (time.monotonic())."""
         app_end = started + budget.usable
         network = min(started + float(conf["timeout"]), app_end - WATCHDOG_GRACE)
@@ -101,7 +109,7 @@ class Deadlines:
                    hard=app_end)
 
     @classmethod
-    def by_hand(cls, started: float, conf) -> "Deadlines":
+    def by_hand(cls, started: float, conf: ProviderConfig) -> Deadlines:
         """For commands a person runs (``login``, ``status``, ``doctor``): no app is
         waiting to kill them, so a sign-in may take ``login_timeout`` (default 5 min)."""
         network = started + float(conf["timeout"])

@@ -11,21 +11,26 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from credhelper import __version__, errors, registry, report
 from credhelper.errors import ConfigError
-from credhelper.log import Log
 from credhelper.fullpath import Run
 from credhelper.guard import guarded
 from credhelper.helper import get_and_print
+from credhelper.log import Log
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class App:
     """What every command needs: streams, environment, clock, logging."""
 
-    def __init__(self, prog, env, stdout, stderr, clock, debug):
+    def __init__(self, prog: str, env: Mapping[str, str] | None, stdout: TextIO | None,
+                 stderr: TextIO | None, clock: Callable[[], float], debug: bool) -> None:
         self.prog = prog
         self.env = os.environ if env is None else env
         self.stdout = stdout if stdout is not None else sys.stdout
@@ -68,8 +73,8 @@ def version_text(prog: str, provider: str | None = None) -> str:
     return parts[0] + " (" + ", ".join(parts[1:]) + ")"
 
 
-def _version_option(provider: str | None):
-    def callback(ctx, _param, value):
+def _version_option(provider: str | None) -> Callable[[F], F]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         if value and not ctx.resilient_parsing:
             ctx.obj.echo(version_text(ctx.obj.prog, provider))
             ctx.exit(0)
@@ -90,26 +95,32 @@ _force_option = click.option(
 # ---------------------------------------------------------------- shared commands
 
 
-def _status_command(fixed_provider: str | None):
+def _same(f: F) -> F:
+    return f
+
+
+def _status_command(fixed_provider: str | None) -> click.Command:
     @click.command("status")
     @click.option("--show-secret", is_flag=True, help="Also print the cached credential itself.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @(click.option("--provider", "-p", help="Only this provider.") if fixed_provider is None
-      else (lambda f: f))
+      else _same)
     @click.pass_obj
-    def status(app: App, show_secret: bool, as_json: bool, provider: str | None = None):
+    def status(app: App, show_secret: bool, as_json: bool, provider: str | None = None) -> None:
         """What is cached, where it came from, and when it expires."""
-        names = [fixed_provider or provider] if (fixed_provider or provider) else registry.names()
+        chosen = fixed_provider or provider
+        names = [chosen] if chosen else registry.names()
         entries = report.status(app, names, show_secret)
-        app.echo(json.dumps(entries, indent=2) if as_json else report.format_status(entries, app.clock()))
+        app.echo(json.dumps(entries, indent=2) if as_json
+                 else report.format_status(entries, app.clock()))
 
     return status
 
 
-def _login_commands(provider: str):
+def _login_commands(provider: str) -> list[click.Command]:
     @click.command("login")
     @click.pass_obj
-    def login(app: App):
+    def login(app: App) -> None:
         """Sign in now (device code or browser); later runs use the sign-in silently."""
         import dataclasses
 
@@ -120,7 +131,7 @@ def _login_commands(provider: str):
 
     @click.command("logout")
     @click.pass_obj
-    def logout(app: App):
+    def logout(app: App) -> None:
         """Forget the sign-in and the cached credential."""
         run = app.prepare(provider)
         run.provider.logout(run.request)
@@ -130,13 +141,13 @@ def _login_commands(provider: str):
     return [login, logout]
 
 
-def backend_commands(provider: str) -> list:
+def backend_commands(provider: str) -> list[click.Command]:
     cls = registry.load(provider)
 
     @click.command("get")
     @_force_option
     @click.pass_obj
-    def get(app: App, force: bool):
+    def get(app: App, force: bool) -> None:
         """Print the credential (what running with no arguments does)."""
         raise SystemExit(app.get(provider, force))
 
@@ -149,12 +160,14 @@ def backend_commands(provider: str) -> list:
 # ---------------------------------------------------------------- the backend CLI
 
 
-def backend_main(provider: str, argv, env=None, stdout=None, stderr=None, clock=time.time) -> int:
+def backend_main(provider: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
+                 stdout: TextIO | None = None, stderr: TextIO | None = None,
+                 clock: Callable[[], float] = time.time) -> int:
     app = App(f"credhelper-{provider}", env, stdout, stderr, clock, "--debug" in argv)
     return _invoke(lambda: _backend_group(provider, app), app, argv)
 
 
-def _backend_group(provider: str, app: App):
+def _backend_group(provider: str, app: App) -> click.Group:
     cls = registry.load(provider)
 
     @click.group(app.prog, invoke_without_command=True,
@@ -164,11 +177,12 @@ def _backend_group(provider: str, app: App):
     @_debug_option
     @_force_option
     @click.pass_context
-    def group(ctx, force: bool):
+    def group(ctx: click.Context, force: bool) -> None:
         if ctx.invoked_subcommand is None:
             ctx.exit(app.get(provider, force))
 
-    for command in backend_commands(provider) + cls(None).cli_commands():
+    # No configuration is resolved for the command list: cli_commands must not read it.
+    for command in backend_commands(provider) + cls(None).cli_commands():  # type: ignore[arg-type]
         group.add_command(command)
     return group
 
@@ -176,7 +190,9 @@ def _backend_group(provider: str, app: App):
 # ---------------------------------------------------------------- the umbrella CLI
 
 
-def umbrella_main(argv, env=None, stdout=None, stderr=None, clock=time.time) -> int:
+def umbrella_main(argv: Sequence[str], env: Mapping[str, str] | None = None,
+                  stdout: TextIO | None = None, stderr: TextIO | None = None,
+                  clock: Callable[[], float] = time.time) -> int:
     app = App("credhelper", env, stdout, stderr, clock, "--debug" in argv)
     return _invoke(lambda: umbrella, app, argv)
 
@@ -184,7 +200,7 @@ def umbrella_main(argv, env=None, stdout=None, stderr=None, clock=time.time) -> 
 @click.group("credhelper", help="Gateway credentials for Claude apps: diagnose, inspect, export.")
 @_version_option(None)
 @_debug_option
-def umbrella():
+def umbrella() -> None:
     pass
 
 
@@ -192,7 +208,7 @@ def umbrella():
 @click.option("--provider", "-p", required=True, help="Backend: " + ", ".join(registry.names()))
 @_force_option
 @click.pass_obj
-def umbrella_get(app: App, provider: str, force: bool):
+def umbrella_get(app: App, provider: str, force: bool) -> None:
     """Print a credential from PROVIDER, exactly as credhelper-PROVIDER does."""
     raise SystemExit(app.get(provider, force))
 
@@ -202,25 +218,26 @@ umbrella.add_command(_status_command(None))
 
 @umbrella.command("version")
 @click.pass_obj
-def version(app: App):
+def version(app: App) -> None:
     """Show the version of credhelper and of each backend library."""
     app.echo(version_text("credhelper"))
     for name in registry.names():
         try:
-            app.echo("  " + version_text(f"credhelper-{name}", name).split(" (", 1)[1].rstrip(")"))
+            text = version_text(f"credhelper-{name}", name)
+            app.echo("  " + text.split(" (", 1)[1].rstrip(")"))
         except ConfigError as exc:
             app.echo(f"  {name}: {exc.message}")
 
 
 @umbrella.group("cache")
-def cache_group():
+def cache_group() -> None:
     """List or clear cached credentials."""
 
 
 @cache_group.command("list")
 @click.option("--provider", "-p", help="Only this provider.")
 @click.pass_obj
-def cache_list(app: App, provider: str | None):
+def cache_list(app: App, provider: str | None) -> None:
     """One line per cached credential (never the credential)."""
     for line in report.cache_lines(app, provider):
         app.echo(line)
@@ -229,7 +246,7 @@ def cache_list(app: App, provider: str | None):
 @cache_group.command("clear")
 @click.option("--provider", "-p", help="Only this provider.")
 @click.pass_obj
-def cache_clear(app: App, provider: str | None):
+def cache_clear(app: App, provider: str | None) -> None:
     """Delete cached credentials (the backends keep theirs)."""
     count = report.clear_cache(app, provider)
     app.log.info(f"removed {count} cached credential{'s' if count != 1 else ''}")
@@ -239,16 +256,17 @@ def cache_clear(app: App, provider: str | None):
 @click.option("--provider", "-p", multiple=True, help="Check this provider (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.pass_obj
-def doctor(app: App, provider: tuple[str, ...], as_json: bool):
+def doctor(app: App, provider: tuple[str, ...], as_json: bool) -> None:
     """One report to paste into a ticket: sources, settings, cache, backend checks."""
     result = report.doctor(app, list(provider))
     app.echo(json.dumps(result, indent=2) if as_json else report.format_doctor(result))
-    if any(check["status"] == "fail" for section in result["sections"] for check in section["checks"]):
+    if any(check["status"] == "fail"
+           for section in result["sections"] for check in section["checks"]):
         raise SystemExit(errors.CONFIG)
 
 
 @umbrella.group("mdm")
-def mdm_group():
+def mdm_group() -> None:
     """Write and check MDM profiles for Claude Desktop and the helper."""
 
 
@@ -258,21 +276,25 @@ def mdm_group():
 @click.option("--windows-helper", help="Absolute path of the helper on Windows.")
 @click.option("--auth-scheme", type=click.Choice(["bearer", "x-api-key"]), default="bearer",
               show_default=True, help="How the app sends the credential.")
-@click.option("--ttl", type=int, help="inferenceCredentialHelperTtlSec: seconds the app keeps a credential.")
+@click.option("--ttl", type=int,
+              help="inferenceCredentialHelperTtlSec: seconds the app keeps a credential.")
 @click.option("--header", "headers", multiple=True, metavar="NAME:VALUE",
               help="Extra header the app sends (repeatable).")
-@click.option("--model", "models", multiple=True, metavar="ID", help="Model for the picker (repeatable).")
+@click.option("--model", "models", multiple=True, metavar="ID",
+              help="Model for the picker (repeatable).")
 @click.option("--provider", "-p", help="Include this provider's current settings (never a secret).")
 @click.option("--set", "settings", multiple=True, metavar="TABLE.KEY=VALUE",
               help="A helper setting to manage (repeatable), e.g. vault.address=https://...")
 @click.option("--out", "out_dir", default=".", show_default=True, help="Directory to write into.")
 @click.pass_obj
-def mdm_export(app: App, base_url, helper, windows_helper, auth_scheme, ttl, headers, models,
-               provider, settings, out_dir):
+def mdm_export(app: App, base_url: str, helper: str | None, windows_helper: str | None,
+               auth_scheme: str, ttl: int | None, headers: tuple[str, ...],
+               models: tuple[str, ...], provider: str | None, settings: tuple[str, ...],
+               out_dir: str) -> None:
     """Write claude-gateway.mobileconfig (macOS) and claude-gateway.reg (Windows)."""
     from credhelper import mdm
 
-    parsed = {}
+    parsed: dict[str, str] = {}
     for item in headers:
         name, sep, value = item.partition(":")
         if not sep:
@@ -289,7 +311,7 @@ def mdm_export(app: App, base_url, helper, windows_helper, auth_scheme, ttl, hea
 @mdm_group.command("lint")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.pass_obj
-def mdm_lint(app: App, files):
+def mdm_lint(app: App, files: tuple[str, ...]) -> None:
     """Check a .mobileconfig or .reg against the keys the app reads (exit 2 on problems)."""
     from credhelper import mdm
 
@@ -314,7 +336,8 @@ def mdm_lint(app: App, files):
 @click.option("--model", help="Model for the test message (default: the first listed).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.pass_obj
-def test_gateway(app: App, url, auth_scheme, provider, model, as_json):
+def test_gateway(app: App, url: str, auth_scheme: str, provider: str | None, model: str | None,
+                 as_json: bool) -> None:
     """Run the helper as the app does, then call the gateway with its credential."""
     from credhelper import gateway
 
@@ -343,11 +366,11 @@ def _only_configured_provider(app: App) -> str:
 # ---------------------------------------------------------------- running click
 
 
-def _invoke(make_group, app: App, argv) -> int:
+def _invoke(make_group: Callable[[], click.Group], app: App, argv: Sequence[str]) -> int:
     argv = [a for a in argv if a != "--debug"]
     code = [errors.OK]
 
-    def action():
+    def action() -> None:
         group = make_group()
         saved = sys.stdout
         sys.stdout = app.stdout  # click writes --help to sys.stdout

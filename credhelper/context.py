@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
 CONTEXTS = ("interactive", "mid-session-refresh", "scheduled-task", "setup-test", "background")
 
 
-def resolve(env, stderr) -> tuple[str, bool]:
+def resolve(env: Mapping[str, str], stderr: TextIO) -> tuple[str, bool]:
     """(context name, interactive?). Only ``interactive`` may start a sign-in.
 
     An unknown value is treated as non-interactive: a newer app may add contexts, and

@@ -40,9 +40,8 @@ def _parse_text(text: str) -> float:
             k += 1
         number, unit = text[i:j], text[j:k].lower()
         if not _is_number(number) or unit not in _UNITS:
-            raise ValueError(
-                f"not a duration: {text!r} (use seconds, or units ms, s, m, h, d as in 30s, 5m, 1h30m)"
-            )
+            raise ValueError(f"not a duration: {text!r} (use seconds, or units ms, s, m, h, d "
+                             "as in 30s, 5m, 1h30m)")
         total += float(number) * _UNITS[unit]
         i = k
     return total
@@ -76,8 +75,8 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
     text = value.strip()
     if text.isascii() and text.isdigit():
         return min(float(text), MAX_SECONDS)
-    from email.utils import parsedate_to_datetime
     import time
+    from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(text)

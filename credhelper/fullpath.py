@@ -12,8 +12,19 @@ from credhelper.errors import CredhelperError
 from credhelper.hotpath import why_not_served
 from credhelper.log import Log
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Literal, TextIO
 
-def get(provider_name: str, env, stdin, stderr, clock, log: Log, force: bool = False,
+    from credhelper.budget import Budget, Deadlines
+    from credhelper.cache import FileCache
+    from credhelper.config import ProviderConfig
+    from credhelper.provider import Credential, Provider, Request
+
+
+def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr: TextIO | None,
+        clock: Callable[[], float], log: Log, force: bool = False,
         started: float | None = None) -> str:
     from credhelper.cache import Entry, Lock
 
@@ -33,8 +44,8 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log, force: bool = F
     if force:
         log.debug(why_not_served(entry, force))
 
-    lock = (Lock(run.directory, provider_name, key, run.request.deadline, log)
-            if cache.mode != "none" else _nothing())
+    lock: Lock | _nothing = (Lock(run.directory, provider_name, key, run.request.deadline, log)
+                             if cache.mode != "none" else _nothing())
     with lock:
         entry = cache.load(provider_name, key)
         if entry is not None and entry.serves(clock(), conf["min_validity"], grace):
@@ -85,27 +96,38 @@ def get(provider_name: str, env, stdin, stderr, clock, log: Log, force: bool = F
 class _nothing:
     """The lock of ``cache = "none"``: nothing to share, nothing to wait for."""
 
-    def __enter__(self):
+    def __enter__(self) -> _nothing:
         return self
 
     def check(self) -> None:
         pass
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
 
 class Run:
     """Everything the full path resolves once: config, provider, cache, key, request."""
 
+    env: Mapping[str, str]
+    log: Log
+    config: ProviderConfig
+    provider: Provider
+    directory: str
+    cache: FileCache
+    key: str
+    budget: Budget
+    deadlines: Deadlines
+    request: Request
+
     @classmethod
-    def prepare(cls, provider_name, env, stdin, stderr, log: Log, force: bool = False,
-                started: float | None = None, by_hand: bool = False, clock=time.time):
+    def prepare(cls, provider_name: str, env: Mapping[str, str], stdin: TextIO | None,
+                stderr: TextIO | None, log: Log, force: bool = False,
+                started: float | None = None, by_hand: bool = False,
+                clock: Callable[[], float] = time.time) -> Run:
         """``by_hand``: a command a person runs (login, status, doctor), which no app
         bounds; a credential run is bounded by the app's time budget."""
-        from credhelper import budget as budget_mod
-        from credhelper import config as config_mod
-        from credhelper import context, registry
+        from credhelper import budget as budget_mod, config as config_mod, context, registry
         from credhelper.cache import StateStore, open_cache
         from credhelper.provider import Request
 
@@ -147,18 +169,19 @@ class Run:
         )
         return self
 
-    def fetch(self):
+    def fetch(self) -> Credential:
         """provider.fetch under a watchdog: a library that ignores the deadline cannot
         hold the run past it (the worker thread is abandoned; the process exits)."""
         import threading
 
-        result: dict = {}
+        result: dict[str, Credential] = {}
+        failed: list[BaseException] = []
 
-        def work():
+        def work() -> None:
             try:
                 result["value"] = self.provider.fetch(self.request)
             except BaseException as exc:  # handed to the main thread below
-                result["error"] = exc
+                failed.append(exc)
 
         from credhelper.budget import WATCHDOG_GRACE
 
@@ -178,11 +201,11 @@ class Run:
                 f"{int(self.config['timeout'])}s deadline",
                 hint="check that the backend is reachable, or raise timeout",
             )
-        if "error" in result:
-            raise result["error"]
+        if failed:
+            raise failed[0]
         return result["value"]
 
-    def finish(self, token: str, headers: dict) -> str:
+    def finish(self, token: str, headers: Mapping[str, str]) -> str:
         """Write the snapshot for the next hit and render the output."""
         conf = self.config
         try:
@@ -203,11 +226,12 @@ class Run:
                 },
             )
         except (OSError, CredhelperError) as exc:
-            self.log.debug(f"could not write the configuration snapshot: {getattr(exc, 'message', exc)}")
+            self.log.debug("could not write the configuration snapshot: "
+                           f"{getattr(exc, 'message', exc)}")
         return output.render(token, {**headers, **conf["headers"]}, conf["output"])
 
 
-def cache_dir(env) -> str:
+def cache_dir(env: Mapping[str, str]) -> str:
     """The cache directory: CREDHELPER_CACHE_DIR, else platformdirs' user cache dir."""
     if env.get("CREDHELPER_CACHE_DIR"):
         return paths.user_cache_dir(env)
@@ -216,7 +240,7 @@ def cache_dir(env) -> str:
     return platformdirs.user_cache_dir(paths.APP, appauthor=False)
 
 
-def cache_key(provider: str, conf, env) -> str:
+def cache_key(provider: str, conf: ProviderConfig, env: Mapping[str, str]) -> str:
     """A digest of every setting that changes the credential and of the provider's
     identity variables (secrets enter only as part of the digest)."""
     import hashlib

@@ -16,6 +16,12 @@ from urllib.parse import urlsplit
 
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, CredhelperError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import http.client
+    from collections.abc import Mapping
+    from typing import Any
+
 APP_TIMEOUT = 60.0  # the app kills a helper after this long (DESIGN §2)
 HTTP_TIMEOUT = 30.0
 ANTHROPIC_VERSION = "2023-06-01"
@@ -29,11 +35,11 @@ TOOL = {
 
 @dataclass
 class Report:
-    checks: list[dict] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
     exit_code: int = 0
 
-    def add(self, status: str, check: str, detail: str, **extra) -> None:
+    def add(self, status: str, check: str, detail: str, **extra: object) -> None:
         self.checks.append({"status": status, "check": check, "detail": detail, **extra})
 
 
@@ -56,7 +62,8 @@ def helper_command(provider: str) -> list[str]:
     return [sys.executable, "-m", "credhelper", "get", "--provider", provider]
 
 
-def run_helper(command: list[str], env, timeout: float = APP_TIMEOUT) -> tuple[str, dict, float]:
+def run_helper(command: list[str], env: Mapping[str, str],
+               timeout: float = APP_TIMEOUT) -> tuple[str, dict[str, str], float]:
     """(credential, headers, seconds) from running the helper with the app's context and
     timeout."""
     child_env = dict(env)
@@ -67,24 +74,27 @@ def run_helper(command: list[str], env, timeout: float = APP_TIMEOUT) -> tuple[s
         proc = subprocess.run(command, env=child_env, stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BackendUnavailable(f"the helper did not finish within the app's {int(timeout)}s timeout",
-                                 hint="run it by hand with --debug to see where it waits") from None
+        raise BackendUnavailable(
+            f"the helper did not finish within the app's {int(timeout)}s timeout",
+            hint="run it by hand with --debug to see where it waits") from None
     except OSError as exc:
         raise ConfigError(f"cannot run the helper {command[0]}: {exc.strerror or exc}") from None
     elapsed = time.monotonic() - start
     err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
     if proc.returncode != 0:
-        message = next((l for l in err if ": error: " in l), err[-1] if err else "no message")
-        hint = next((l[len("hint: "):] for l in err if l.startswith("hint: ")), None)
-        error = CredhelperError(
-            f"the helper failed (exit {proc.returncode}): {message.split(': error: ', 1)[-1]}", hint)
+        message = next((line for line in err if ": error: " in line),
+                       err[-1] if err else "no message")
+        hint = next((line[len("hint: "):] for line in err if line.startswith("hint: ")), None)
+        error = CredhelperError(f"the helper failed (exit {proc.returncode}): "
+                                f"{message.split(': error: ', 1)[-1]}", hint)
         error.exit_code = proc.returncode if proc.returncode in (2, 3, 4, 5) else 1  # pass it on
         raise error
     out = proc.stdout.decode("utf-8", "replace")
     if not out.endswith("\n") or out.count("\n") != 1:
         raise ConfigError("the helper printed something other than one line on stdout",
                           hint="the app would send it as the credential; run it with --debug")
-    text, headers = out[:-1], {}
+    text = out[:-1]
+    headers: dict[str, str] = {}
     if text.startswith("{"):
         try:
             data = json.loads(text)
@@ -97,23 +107,27 @@ def run_helper(command: list[str], env, timeout: float = APP_TIMEOUT) -> tuple[s
 # ---------------------------------------------------------------- HTTP
 
 
-def _connection(url: str, timeout: float):
+def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
     import http.client
 
     parts = urlsplit(url)
+    host = parts.hostname
+    if not host:  # never: config.check_url has checked the URL
+        raise ConfigError(f"gateway URL {url!r} names no host")
     if parts.scheme == "https":
         import ssl
 
-        return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+        return http.client.HTTPSConnection(host, parts.port, timeout=timeout,
                                            context=ssl.create_default_context())
-    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
 
 def _path(base: str, suffix: str) -> str:
     return (urlsplit(base).path or "").rstrip("/") + suffix
 
 
-def _headers(token: str, scheme: str, extra: dict | None = None) -> dict:
+def _headers(token: str, scheme: str,
+             extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """What the app sends: the credential per the auth scheme, plus the helper's headers."""
     headers = {"anthropic-version": ANTHROPIC_VERSION, "user-agent": "credhelper-test-gateway"}
     if scheme == "x-api-key":
@@ -137,8 +151,9 @@ def _network_failure(url: str, exc: Exception) -> BackendUnavailable:
     import ssl
 
     if isinstance(exc, ssl.SSLError):
-        return BackendUnavailable(f"TLS with {url} failed: {exc.reason or exc}",
-                                  hint="check the gateway's certificate and the machine's trust store")
+        return BackendUnavailable(
+            f"TLS with {url} failed: {exc.reason or exc}",
+            hint="check the gateway's certificate and the machine's trust store")
     if isinstance(exc, TimeoutError):
         return BackendUnavailable(f"{url} did not answer within {int(HTTP_TIMEOUT)}s")
     reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
@@ -146,7 +161,8 @@ def _network_failure(url: str, exc: Exception) -> BackendUnavailable:
                               hint="check the URL, that the gateway runs, and proxies/firewalls")
 
 
-def check_models(base: str, token: str, scheme: str, extra: dict, report: Report) -> list[str]:
+def check_models(base: str, token: str, scheme: str, extra: Mapping[str, str],
+                 report: Report) -> list[str]:
     import http.client
 
     start = time.monotonic()
@@ -193,7 +209,7 @@ def _protocol(message: str) -> CredhelperError:
     return error
 
 
-def check_messages(base: str, token: str, scheme: str, extra: dict, model: str,
+def check_messages(base: str, token: str, scheme: str, extra: Mapping[str, str], model: str,
                    report: Report) -> None:
     import http.client
 
@@ -219,24 +235,30 @@ def check_messages(base: str, token: str, scheme: str, extra: dict, model: str,
     total = int((time.monotonic() - start) * 1000)
     _refused(response.status, raw if response.status != 200 else b"", "POST /v1/messages")
     if response.status != 200:
-        raise _protocol(f"POST /v1/messages answered {response.status}: {_describe_error_body(raw)}")
+        raise _protocol(
+            f"POST /v1/messages answered {response.status}: {_describe_error_body(raw)}")
     kind = response.getheader("content-type", "")
     if "text/event-stream" not in kind:
         raise _protocol(f"POST /v1/messages with stream=true answered {kind or 'no content type'}, "
                         "not an event stream: the app needs streaming")
     problems, summary = check_event_sequence(events)
     if problems:
-        raise _protocol("the message stream is not the Anthropic SSE sequence: " + "; ".join(problems))
+        raise _protocol("the message stream is not the Anthropic SSE sequence: "
+                        + "; ".join(problems))
     report.add("ok", "POST /v1/messages (stream, tool)",
                f"200, first event after {first} ms, done in {total} ms: {summary}",
                status_code=200, latency_ms=total, first_event_ms=first,
                events=[e for e, _ in events])
 
 
-def _read_sse(response, start: float) -> tuple[list[tuple[str, dict]], int | None]:
-    events, name, data, first = [], None, [], None
+def _read_sse(response: http.client.HTTPResponse,
+              start: float) -> tuple[list[tuple[str, dict[str, Any]]], int | None]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    name: str | None = None
+    data: list[str] = []
+    first: int | None = None
 
-    def flush():
+    def flush() -> None:
         try:
             payload = json.loads("\n".join(data)) if data else {}
         except ValueError:
@@ -264,22 +286,25 @@ def _read_sse(response, start: float) -> tuple[list[tuple[str, dict]], int | Non
     return events, first
 
 
-def check_event_sequence(events: list[tuple[str, dict]]) -> tuple[list[str], str]:
+def check_event_sequence(events: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], str]:
     """Problems with an Anthropic Messages stream, and a one-line summary of it."""
     names = [e for e, _ in events if e != "ping"]
-    problems = []
+    problems: list[str] = []
     if any(p.get("_unparsable") for _, p in events):
         problems.append("an event's data is not JSON")
     if "error" in names:
         err = next(p for e, p in events if e == "error")
-        problems.append(f"the stream reported an error: {_describe_error_body(json.dumps(err).encode())}")
+        said = _describe_error_body(json.dumps(err).encode())
+        problems.append(f"the stream reported an error: {said}")
     if not names or names[0] != "message_start":
         problems.append(f"first event is {names[0] if names else 'missing'}, not message_start")
     if not names or names[-1] != "message_stop":
         problems.append(f"last event is {names[-1] if names else 'missing'}, not message_stop")
     if "message_delta" not in names:
         problems.append("no message_delta")
-    open_blocks, kinds, json_deltas = set(), [], 0
+    open_blocks: set[object] = set()
+    kinds: list[str | None] = []
+    json_deltas = 0
     for name, payload in events:
         if name == "content_block_start":
             open_blocks.add(payload.get("index"))
@@ -299,7 +324,8 @@ def check_event_sequence(events: list[tuple[str, dict]]) -> tuple[list[str], str
         problems.append("no tool_use block (the app relies on tool use)")
     elif not json_deltas:
         problems.append("the tool_use block carried no input_json_delta")
-    stop = next((p.get("delta", {}).get("stop_reason") for e, p in events if e == "message_delta"), None)
+    stop = next((p.get("delta", {}).get("stop_reason") for e, p in events
+                 if e == "message_delta"), None)
     summary = (f"{len(names)} events, blocks {', '.join(k or '?' for k in kinds)}, "
                f"{json_deltas} input_json_delta, stop_reason {stop}")
     return list(dict.fromkeys(problems)), summary
@@ -308,7 +334,7 @@ def check_event_sequence(events: list[tuple[str, dict]]) -> tuple[list[str], str
 # ---------------------------------------------------------------- the whole check
 
 
-def test_gateway(url: str, scheme: str, provider: str, model: str | None, env,
+def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: Mapping[str, str],
                  command: list[str] | None = None) -> Report:
     from credhelper.config import check_url
 

@@ -10,8 +10,13 @@ from credhelper import errors
 from credhelper.errors import CredhelperError
 from credhelper.log import Log
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Literal, TextIO
 
-def guarded(log: Log, debug: bool, action) -> int:
+
+def guarded(log: Log, debug: bool, action: Callable[[], object]) -> int:
     """Run ``action``; map every outcome to an exit code and one clear stderr line."""
     try:
         action()
@@ -40,7 +45,7 @@ def guarded(log: Log, debug: bool, action) -> int:
 class Redacting:
     """Where stray ``print`` output goes during a run: stderr, with secrets masked."""
 
-    def __init__(self, stream, log: Log):
+    def __init__(self, stream: TextIO, log: Log) -> None:
         self.stream, self.log = stream, log
 
     def write(self, text: str) -> int:
@@ -62,11 +67,11 @@ class StdoutGuard:
     written to a saved duplicate of the original descriptor.
     """
 
-    def __init__(self, stdout, stderr):
+    def __init__(self, stdout: TextIO | None, stderr: TextIO | Redacting) -> None:
         self.stdout, self.stderr = stdout, stderr
-        self.saved_fd = None
+        self.saved_fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> StdoutGuard:
         self.saved_sys_stdout = sys.stdout
         if self.stdout is None:
             try:
@@ -75,7 +80,7 @@ class StdoutGuard:
                 os.dup2(2, 1)
             except (OSError, ValueError, AttributeError):
                 self.saved_fd = None
-        sys.stdout = self.stderr
+        sys.stdout = self.stderr  # a Redacting: print() needs only write and flush
         return self
 
     def write(self, text: str) -> None:
@@ -88,7 +93,7 @@ class StdoutGuard:
             out.write(text)
             out.flush()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         sys.stdout = self.saved_sys_stdout
         if self.saved_fd is not None:
             os.dup2(self.saved_fd, 1)

@@ -9,13 +9,20 @@ import os
 import sys
 import time
 
-from credhelper.guard import StdoutGuard, Redacting, guarded
+from credhelper.guard import Redacting, StdoutGuard, guarded
 from credhelper.hotpath import hit
 from credhelper.log import Log
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import TextIO
 
-def get_and_print(prog, provider, debug, env=None, stdin=None, stdout=None, stderr=None,
-                  clock=time.time, force=False, started=None) -> int:
+
+def get_and_print(prog: str, provider: str, debug: bool, env: Mapping[str, str] | None = None,
+                  stdin: TextIO | None = None, stdout: TextIO | None = None,
+                  stderr: TextIO | None = None, clock: Callable[[], float] = time.time,
+                  force: bool = False, started: float | None = None) -> int:
     env = os.environ if env is None else env
     stderr = sys.stderr if stderr is None else stderr
     started = time.monotonic() if started is None else started
@@ -26,13 +33,14 @@ def get_and_print(prog, provider, debug, env=None, stdin=None, stdout=None, stde
             _get_text(provider, env, stdin, stderr, clock, log, force, started)))
 
 
-def forced_by_context(env) -> bool:
+def forced_by_context(env: Mapping[str, str]) -> bool:
     """The app runs us in ``mid-session-refresh`` when the credential it holds has expired
     or was refused: serving the cached entry would hand the same one back."""
     return (env.get("CLAUDE_HELPER_CONTEXT") or "").strip() == "mid-session-refresh"
 
 
-def _get_text(provider, env, stdin, stderr, clock, log, force, started) -> str:
+def _get_text(provider: str, env: Mapping[str, str], stdin: TextIO | None, stderr: TextIO,
+              clock: Callable[[], float], log: Log, force: bool, started: float) -> str:
     text = hit(provider, env, clock, log, force)
     if text is not None:
         return text

@@ -6,8 +6,15 @@ from __future__ import annotations
 from credhelper import output, paths, securefile, snapshot
 from credhelper.log import Log
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
-def hit(provider: str, env, clock, log: Log, force: bool = False) -> str | None:
+    from credhelper.cache import Entry
+
+
+def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: Log,
+        force: bool = False) -> str | None:
     """The credential text from a fresh cache entry, or None to take the full path.
 
     A forced refresh is served here only by an entry fetched within ``refresh_grace``:
@@ -37,7 +44,7 @@ def hit(provider: str, env, clock, log: Log, force: bool = False) -> str | None:
 # ---------------------------------------------------------------- the full path
 
 
-def why_not_served(entry, force: bool) -> str:
+def why_not_served(entry: Entry | None, force: bool) -> str:
     if entry is None:
         return "cache miss"
     if force:

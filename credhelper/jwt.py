@@ -9,8 +9,12 @@ from __future__ import annotations
 import base64
 import json
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
-def _segment(part: str) -> dict | None:
+
+def _segment(part: str) -> dict[str, Any] | None:
     try:
         raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         value = json.loads(raw)
@@ -19,7 +23,7 @@ def _segment(part: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def decode(token: str) -> tuple[dict, dict] | None:
+def decode(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(header, claims) when ``token`` looks like a JWS compact JWT, else None."""
     parts = token.split(".")
     if len(parts) != 3 or not all(parts[:2]):
@@ -30,7 +34,7 @@ def decode(token: str) -> tuple[dict, dict] | None:
     return header, claims
 
 
-def number(value) -> float | None:
+def number(value: object) -> float | None:
     """A NumericDate claim as a float, or None (booleans, NaN and non-numbers are not)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return None

@@ -11,11 +11,16 @@ import os
 import sys
 import time
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from typing import TextIO
+
 _secrets: set[str] = set()
 
 
 class Log:
-    def __init__(self, prog: str, stderr=None, debug: bool = False, log_file: str | None = None):
+    def __init__(self, prog: str, stderr: TextIO | None = None, debug: bool = False,
+                 log_file: str | None = None) -> None:
         self.prog = prog
         self.stderr = stderr if stderr is not None else sys.stderr
         self.debug_enabled = debug

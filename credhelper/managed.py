@@ -22,6 +22,11 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
 DOMAIN = "com.credhelper"  # the helper's own preference domain (macOS)
 POLICY_KEY = r"SOFTWARE\Policies\credhelper"  # the helper's own policy key (Windows)
 # The app's own managed settings (Claude Desktop / Cowork): flat string values.
@@ -31,10 +36,10 @@ PLIST_DIR = "/Library/Managed Preferences"
 
 # Seams for tests: which platform's reader runs, and the winreg-like module it uses.
 platform = sys.platform
-winreg = None
+winreg: Any = None  # the winreg module once needed, or a test's stand-in with its API
 
 
-def read(env) -> tuple[str, dict] | None:
+def read(env: Mapping[str, str]) -> tuple[str, dict[str, dict[str, Any]]] | None:
     """``(label, tables)`` of the managed settings, or None when there are none."""
     if platform == "darwin":
         return _read_plists()
@@ -43,10 +48,10 @@ def read(env) -> tuple[str, dict] | None:
     return None
 
 
-def identity(env) -> list:
+def identity(env: Mapping[str, str]) -> list[object]:
     """Cheap facts that change whenever the managed settings change (for the snapshot)."""
     if platform == "darwin":
-        facts: list = [platform]
+        facts: list[object] = [platform]
         for path in _plist_paths():
             try:
                 st = os.stat(path)
@@ -55,7 +60,7 @@ def identity(env) -> list:
                 facts.append([path, None])
         return facts
     if platform == "win32":
-        return [platform] + _registry_stamps()
+        return [platform, *_registry_stamps()]
     return [platform]
 
 
@@ -89,13 +94,13 @@ def _plist_paths(domain: str = DOMAIN) -> list[str]:
     return paths
 
 
-def _read_plists() -> tuple[str, dict] | None:
+def _read_plists() -> tuple[str, dict[str, dict[str, Any]]] | None:
     import plistlib
 
     from credhelper.errors import ConfigError
 
-    tables: dict[str, dict] = {}
-    used = []
+    tables: dict[str, dict[str, Any]] = {}
+    used: list[str] = []
     for path in _plist_paths():
         try:
             with open(path, "rb") as f:
@@ -103,7 +108,8 @@ def _read_plists() -> tuple[str, dict] | None:
         except FileNotFoundError:
             continue
         except PermissionError:
-            raise ConfigError(f"cannot read managed preferences {path}: permission denied") from None
+            raise ConfigError(
+                f"cannot read managed preferences {path}: permission denied") from None
         except (plistlib.InvalidFileException, ValueError, OSError) as exc:
             raise ConfigError(f"managed preferences {path} is not a valid plist: {exc}",
                               hint="reinstall the configuration profile") from None
@@ -163,7 +169,7 @@ def app_values(names: tuple[str, ...]) -> dict[str, tuple[object, str]]:
 # ---------------------------------------------------------------- Windows
 
 
-def _winreg():
+def _winreg() -> Any:
     global winreg
     if winreg is None:
         import winreg as real  # Windows only; never reached elsewhere
@@ -172,16 +178,16 @@ def _winreg():
     return winreg
 
 
-def _hives(reg) -> list[tuple[str, object]]:
+def _hives(reg: Any) -> list[tuple[str, object]]:
     return [("HKLM", reg.HKEY_LOCAL_MACHINE), ("HKCU", reg.HKEY_CURRENT_USER)]
 
 
-def _read_registry() -> tuple[str, dict] | None:
+def _read_registry() -> tuple[str, dict[str, dict[str, Any]]] | None:
     from credhelper.errors import ConfigError
 
     reg = _winreg()
-    tables: dict[str, dict] = {}
-    used = []
+    tables: dict[str, dict[str, Any]] = {}
+    used: list[str] = []
     # HKLM wins over HKCU, as machine policy does everywhere on Windows: read HKCU first.
     for label, hive in reversed(_hives(reg)):
         where = f"{label}\\{POLICY_KEY}"
@@ -210,7 +216,7 @@ def _read_registry() -> tuple[str, dict] | None:
     return "managed policy " + ", ".join(reversed(used)), tables
 
 
-def _registry_value(reg, value, kind, where: str):
+def _registry_value(reg: Any, value: Any, kind: int, where: str) -> Any:
     from credhelper.errors import ConfigError
 
     if kind in (reg.REG_SZ, reg.REG_EXPAND_SZ):
@@ -223,11 +229,11 @@ def _registry_value(reg, value, kind, where: str):
                       hint="use string values (REG_SZ)")
 
 
-def _registry_stamps() -> list:
+def _registry_stamps() -> list[list[object]]:
     """Last-write time of the policy key and of each table subkey, per hive (a value
     change only touches its own key's time)."""
     reg = _winreg()
-    stamps = []
+    stamps: list[list[object]] = []
     for label, hive in _hives(reg):
         try:
             root = reg.OpenKey(hive, POLICY_KEY)
@@ -236,7 +242,7 @@ def _registry_stamps() -> list:
             continue
         with root:
             subkeys, _, modified = reg.QueryInfoKey(root)
-            entry = [label, modified]
+            entry: list[object] = [label, modified]
             for i in range(subkeys):
                 try:
                     with reg.OpenKey(root, reg.EnumKey(root, i)) as key:

@@ -19,6 +19,13 @@ from credhelper import managed
 from credhelper.config import check_url
 from credhelper.errors import ConfigError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from credhelper.config import ProviderConfig
+    from credhelper.provider import Setting
+
 APP_DOMAIN, APP_POLICY_KEY = managed.APP_DOMAIN, managed.APP_POLICY_KEY
 MOBILECONFIG = "claude-gateway.mobileconfig"
 REGFILE = "claude-gateway.reg"
@@ -148,15 +155,16 @@ class Export:
 
 def build(base_url: str, helper: str | None, windows_helper: str | None, auth_scheme: str,
           ttl: int | None, headers: dict[str, str], models: list[str], provider: str | None,
-          settings: list[str], env) -> Export:
+          settings: list[str], env: Mapping[str, str]) -> Export:
     """Validate the options and gather everything both files hold."""
     warnings: list[str] = []
     if not helper and not windows_helper and not provider:
         raise ConfigError("say which helper the app runs: --helper PATH or --provider NAME",
                           hint="e.g. --provider vault uses the README's install location")
-    name = provider or _helper_name(helper or windows_helper)
+    name = provider or _helper_name(helper or windows_helper or "")  # one of them is set
     mac = helper or MAC_HELPER.format(name)
-    win = windows_helper or (helper if helper and _windows_absolute(helper) else WINDOWS_HELPER.format(name))
+    win = windows_helper or (helper if helper and _windows_absolute(helper)
+                             else WINDOWS_HELPER.format(name))
     if helper and _windows_absolute(helper):
         mac = MAC_HELPER.format(name)
     app = {
@@ -196,7 +204,8 @@ def build(base_url: str, helper: str | None, windows_helper: str | None, auth_sc
         # The --set values take part in resolving the provider (a required address given
         # only on the command line is enough), and are written in their own tables below.
         overlay = dict(env)
-        overlay.update({env_name(t, k): v for t, values in given.items() for k, v in values.items()})
+        overlay.update({env_name(t, k): v
+                        for t, values in given.items() for k, v in values.items()})
         skip = set(given.get(provider, {})) | set(given.get("defaults", {}))
         tables, lifetime_warning = _current_settings(provider, overlay, ttl, skip)
         if lifetime_warning:
@@ -225,7 +234,7 @@ def _parse_set(item: str) -> tuple[str, str, str]:
     return table.strip().lower(), key.strip().lower(), value
 
 
-def _settings_of(table: str):
+def _settings_of(table: str) -> dict[str, Setting]:
     from credhelper import registry
     from credhelper.provider import COMMON_SETTINGS
 
@@ -266,7 +275,8 @@ def _as_string(value: object) -> str:
     return str(value)
 
 
-def _current_settings(provider: str, env, ttl: int | None, skip: set[str]):
+def _current_settings(provider: str, env: Mapping[str, str], ttl: int | None,
+                      skip: set[str]) -> tuple[dict[str, dict[str, str]], str | None]:
     """The provider's settings that the current configuration sets, as strings."""
     from credhelper import config as config_mod, registry
 
@@ -284,16 +294,18 @@ def _current_settings(provider: str, env, ttl: int | None, skip: set[str]):
     return ({provider: table} if table else {}), _lifetime_warning(provider, env, conf, ttl)
 
 
-def _lifetime_warning(provider: str, env, conf, ttl: int | None) -> str | None:
+def _lifetime_warning(provider: str, env: Mapping[str, str], conf: ProviderConfig,
+                      ttl: int | None) -> str | None:
     """Compare the app's TTL with the lifetime of the credential cached for ``provider``."""
     from credhelper.cache import open_cache
     from credhelper.errors import CredhelperError
-    from credhelper.log import Log
     from credhelper.fullpath import cache_dir, cache_key
+    from credhelper.log import Log
 
     try:
         log = Log("credhelper")
-        entry = open_cache(conf["cache"], cache_dir(env), log).load(provider, cache_key(provider, conf, env))
+        cache = open_cache(conf["cache"], cache_dir(env), log)
+        entry = cache.load(provider, cache_key(provider, conf, env))
     except (CredhelperError, OSError):
         return None
     if entry is None:
@@ -316,7 +328,7 @@ def mobileconfig(export: Export) -> bytes:
         "PayloadDisplayName": "Claude: LLM gateway",
         **export.app,
     }
-    content = [app_payload]
+    content: list[dict[str, object]] = [app_payload]
     if export.helper_tables:
         content.append({
             "PayloadType": managed.DOMAIN,
@@ -363,7 +375,7 @@ def regfile(export: Export) -> bytes:
 
 def write(export: Export, directory: str) -> list[str]:
     os.makedirs(directory, exist_ok=True)
-    written = []
+    written: list[str] = []
     for name, data in ((MOBILECONFIG, mobileconfig(export)), (REGFILE, regfile(export))):
         path = os.path.join(directory, name)
         tmp = path + ".tmp"
@@ -396,8 +408,8 @@ def lint(path: str) -> list[Finding]:
     return _lint_plist(path, data)
 
 
-def _lint_app(values: dict, windows: bool, where: str) -> list[Finding]:
-    found = []
+def _lint_app(values: Mapping[str, object], windows: bool, where: str) -> list[Finding]:
+    found: list[Finding] = []
     for name, value in values.items():
         key = KEYS.get(name)
         if key is None:
@@ -417,7 +429,7 @@ def _lint_app(values: dict, windows: bool, where: str) -> list[Finding]:
 
 
 def _lint_helper(tables: object, where: str) -> list[Finding]:
-    found = []
+    found: list[Finding] = []
     if not isinstance(tables, dict):
         return [Finding("error", where, "must hold one dictionary per table")]
     for table, values in tables.items():
@@ -473,7 +485,7 @@ def parse_reg(text: str) -> dict[str, dict[str, object]]:
     """A .reg file as {key path: {value name: value}}; strings stay str, ``dword:`` becomes
     int, hex forms bytes. Deleted keys (``[-...]``) are left out."""
     keys: dict[str, dict[str, object]] = {}
-    current = None
+    current: dict[str, object] | None = None
     lines = text.replace("\r\n", "\n").split("\n")
     if not lines or lines[0].strip().lstrip("\ufeff") != "Windows Registry Editor Version 5.00":
         raise ValueError("the first line is not 'Windows Registry Editor Version 5.00'")
@@ -511,7 +523,8 @@ def _reg_name(line: str) -> tuple[str, str]:
         return "", line[2:]
     if not line.startswith('"'):
         raise ValueError(f"expected \"name\"=value: {line[:40]!r}")
-    j, out = 1, []
+    j = 1
+    out: list[str] = []
     while j < len(line):
         c = line[j]
         if c == "\\" and j + 1 < len(line):
@@ -531,7 +544,8 @@ def _reg_name(line: str) -> tuple[str, str]:
 def _reg_unquote(text: str) -> str:
     if not (len(text) >= 2 and text.endswith('"')):
         raise ValueError(f"unterminated string {text[:40]!r}")
-    out, j, body = [], 0, text[1:-1]
+    out: list[str] = []
+    j, body = 0, text[1:-1]
     while j < len(body):
         if body[j] == "\\" and j + 1 < len(body):
             out.append(body[j + 1])
@@ -556,10 +570,11 @@ def _lint_reg(path: str, data: bytes) -> list[Finding]:
         raise ConfigError(f"{path} is not a registry file regedit accepts: {exc}") from None
     found: list[Finding] = []
     if data[:2] != b"\xff\xfe":
-        found.append(Finding("warn", path, "not UTF-16 LE with a byte-order mark, as regedit writes"))
+        found.append(Finding("warn", path,
+                             "not UTF-16 LE with a byte-order mark, as regedit writes"))
     helper_root = managed.POLICY_KEY.lower()
     seen_app = False
-    helper: dict[str, dict] = {}
+    helper: dict[str, dict[str, object]] = {}
     for key, values in keys.items():
         hive, _, sub = key.partition("\\")
         if hive.upper() not in ("HKEY_LOCAL_MACHINE", "HKEY_CURRENT_USER", "HKLM", "HKCU"):
@@ -576,5 +591,6 @@ def _lint_reg(path: str, data: bytes) -> list[Finding]:
     if helper:
         found += _lint_helper(helper, f"HKEY_LOCAL_MACHINE\\{managed.POLICY_KEY}")
     if not seen_app:
-        found.append(Finding("error", path, f"no values under HKEY_LOCAL_MACHINE\\{APP_POLICY_KEY}"))
+        found.append(Finding("error", path,
+                             f"no values under HKEY_LOCAL_MACHINE\\{APP_POLICY_KEY}"))
     return found

@@ -24,8 +24,25 @@ import os
 from dataclasses import dataclass
 
 from credhelper.durations import parse_retry_after
-from credhelper.errors import (AccessDenied, BackendUnavailable, ConfigError, CredhelperError,
-                               certificate_dates)
+from credhelper.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    ConfigError,
+    CredhelperError,
+    certificate_dates,
+)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any
+
+    import requests
+    from requests.adapters import HTTPAdapter
+    from requests.models import PreparedRequest, Response
+
+    from credhelper.provider import Request
 
 # ---------------------------------------------------------------- the retry rule
 
@@ -63,7 +80,7 @@ class Retry:
 
     ``idempotent`` vouches that repeating a POST is harmless (see ``retryable``)."""
 
-    def __init__(self, request, idempotent: bool = False):
+    def __init__(self, request: Request, idempotent: bool = False) -> None:
         self.request, self.idempotent = request, idempotent
         self.attempt = 0
         self.why = ""  # why a retryable answer was not retried, for the final message
@@ -92,7 +109,7 @@ class Retry:
             self.why = "gave up at the deadline"
         return False
 
-    def after(self, exc: "Overloaded", said: str, hint: str | None = None) -> None:
+    def after(self, exc: Overloaded, said: str, hint: str | None = None) -> None:
         """For callers whose session raises Overloaded: pause, or raise exit 4."""
         if not self.again(exc.status, exc.retry_after, said, exc.method):
             raise self.error(said, hint) from None
@@ -108,7 +125,7 @@ class Overloaded(Exception):
     without the status or Retry-After (and MSAL's ThrottledHttpClient would replay it to
     a retry within this process)."""
 
-    def __init__(self, response):
+    def __init__(self, response: requests.Response) -> None:
         super().__init__(response.status_code)
         self.response = response
         self.status = response.status_code
@@ -116,9 +133,10 @@ class Overloaded(Exception):
         self.method = getattr(response.request, "method", None) or "POST"
 
 
-def _flag_overload(response, *args, **kwargs):
+def _flag_overload(response: requests.Response, *args: object,
+                   **kwargs: object) -> requests.Response:
     if response.status_code in RETRY_STATUS:
-        response.content  # read now (capped), so the connection goes back to the pool
+        response.content  # noqa: B018 - read now (capped): the connection goes back to the pool
         raise Overloaded(response)
     return response
 
@@ -134,13 +152,14 @@ MAX_BODY = 4 * 1024 * 1024
 class ResponseTooLarge(Exception):
     """An answer body longer than the cap; raised while it is read."""
 
-    def __init__(self, status: int, url: str, limit: int):
+    def __init__(self, status: int, url: str, limit: int) -> None:
         super().__init__(f"HTTP {status} answer from {url} longer than {limit} bytes")
         self.status, self.url, self.limit = status, url, limit
 
 
 def tls_context(ca_cert: str | None = None, client_cert: str | None = None,
-                client_key: str | None = None, source: str = "ca_cert", env=None):
+                client_key: str | None = None, source: str = "ca_cert",
+                env: Mapping[str, str] | None = None) -> ssl.SSLContext:
     """The SSLContext of every connection: verification against ``ca_cert`` (a PEM file,
     or a directory of PEM files as VAULT_CAPATH reads it) alone when it is set; else the
     system CAs (certifi's where the system has none) and REQUESTS_CA_BUNDLE /
@@ -179,7 +198,7 @@ def tls_context(ca_cert: str | None = None, client_cert: str | None = None,
     return context
 
 
-def _load_certifi(context) -> None:
+def _load_certifi(context: ssl.SSLContext) -> None:
     try:
         import certifi
     except ImportError:  # requests brings it; without it, what the system has
@@ -187,7 +206,7 @@ def _load_certifi(context) -> None:
     context.load_verify_locations(cafile=certifi.where())
 
 
-def _load(context, path: str) -> None:
+def _load(context: ssl.SSLContext, path: str) -> None:
     if os.path.isdir(path):
         context.load_verify_locations(capath=path)
     else:
@@ -197,7 +216,7 @@ def _load(context, path: str) -> None:
 def _pem_directory(directory: str) -> str:
     """Every PEM certificate in a directory, as Vault's VAULT_CAPATH reads it (no
     c_rehash links needed)."""
-    found = []
+    found: list[str] = []
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
         if not os.path.isfile(path):
@@ -215,8 +234,10 @@ def _pem_directory(directory: str) -> str:
 
 
 def session(ca_cert: str | None = None, client_cert: str | None = None,
-            client_key: str | None = None, *, base=None, overload: bool = False,
-            source: str = "ca_cert", limit: int = MAX_BODY, env=None, **kwargs):
+            client_key: str | None = None, *,
+            base: Callable[..., requests.Session] | None = None, overload: bool = False,
+            source: str = "ca_cert", limit: int = MAX_BODY, env: Mapping[str, str] | None = None,
+            **kwargs: Any) -> requests.Session:
     """A requests session (or ``base``, a subclass such as authlib's OAuth2Session, made
     with ``kwargs``) whose TLS is exactly ``tls_context``'s, whatever REQUESTS_CA_BUNDLE or
     a ``verify``/``cert`` argument says, and whose answers are read through ``limit``.
@@ -236,24 +257,27 @@ def session(ca_cert: str | None = None, client_cert: str | None = None,
     return sess
 
 
-def _adapter_class():
+def _adapter_class() -> Callable[[Callable[[], ssl.SSLContext], int], HTTPAdapter]:
     from requests.adapters import HTTPAdapter
 
     class Adapter(HTTPAdapter):
         """Every connection (direct or through a proxy) uses one SSLContext; every answer
         body is read through the cap."""
 
-        def __init__(self, make_context, limit: int):
-            self.make_context, self.limit, self._context = make_context, limit, None
+        def __init__(self, make_context: Callable[[], ssl.SSLContext], limit: int) -> None:
+            self.make_context, self.limit = make_context, limit
+            self._context: ssl.SSLContext | None = None
             super().__init__()
 
         @property
-        def context(self):
+        def context(self) -> ssl.SSLContext:
             if self._context is None:
                 self._context = self.make_context()
             return self._context
 
-        def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        def build_connection_pool_key_attributes(
+                self, request: PreparedRequest, verify: Any, cert: Any = None,
+        ) -> tuple[dict[str, Any], dict[str, Any]]:
             # requests' documented way to use one's own SSLContext (requests >= 2.32);
             # it covers connections through a proxy too.
             host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -261,21 +285,23 @@ def _adapter_class():
                 pool["ssl_context"] = self.context
             return host, pool
 
-        def proxy_manager_for(self, proxy, **kwargs):
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
             if proxy.lower().startswith("https:"):  # TLS to the proxy itself
                 kwargs["ssl_context"] = self.context
             return super().proxy_manager_for(proxy, **kwargs)
 
-        def send(self, request, **kwargs):
+        def send(self, request: PreparedRequest, stream: bool = False, timeout: Any = None,
+                 verify: Any = True, cert: Any = None,
+                 proxies: dict[str, str] | None = None) -> Response:
             # requests hands REQUESTS_CA_BUNDLE in as ``verify``, which would load more
             # CAs into our context: the context alone decides.
-            kwargs["verify"], kwargs["cert"] = True, None
-            return super().send(request, **kwargs)
+            return super().send(request, stream=stream, timeout=timeout, verify=True,
+                                cert=None, proxies=proxies)
 
-        def cert_verify(self, conn, url, verify, cert):
+        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
             pass  # nothing to check or load: the context holds it all
 
-        def build_response(self, req, resp):
+        def build_response(self, req: PreparedRequest, resp: Any) -> Response:
             response = super().build_response(req, resp)
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self.limit:
@@ -293,7 +319,8 @@ class _CappedBody:
     bytes of decoded content: a chunked answer without Content-Length, or a compressed
     one that inflates, ends the call instead of filling memory."""
 
-    def __init__(self, raw, limit: int, status: int, url: str):
+    def __init__(self, raw: Any, limit: int, status: int, url: str) -> None:
+        # raw: urllib3's HTTPResponse (requests' Response.raw, typed Any there too)
         self._raw, self._limit, self._status, self._url = raw, limit, status, url
         self._seen = 0
 
@@ -304,21 +331,21 @@ class _CappedBody:
             raise ResponseTooLarge(self._status, self._url, self._limit)
         return chunk
 
-    def stream(self, amt: int = 2 ** 16, decode_content=None):
+    def stream(self, amt: int = 2 ** 16, decode_content: bool | None = None) -> Iterator[bytes]:
         for chunk in self._raw.stream(amt, decode_content=decode_content):
             yield self._count(chunk)
 
-    def read(self, amt=None, *args, **kwargs):
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
         if amt is not None:
             return self._count(self._raw.read(amt, *args, **kwargs))
-        parts = []  # all of it, a piece at a time, never more than the cap
+        parts: list[bytes] = []  # all of it, a piece at a time, never more than the cap
         while True:
             part = self._count(self._raw.read(2 ** 16, *args, **kwargs))
             if not part:
                 return b"".join(parts)
             parts.append(part)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
 
@@ -337,10 +364,11 @@ class TlsFailure:
     detail: str = ""  # OpenSSL's own words (verify_message or reason)
 
 
-def _causes(exc: BaseException):
+def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception it wraps: raise-from chains, urllib3's ``reason``,
     requests' and urllib3's ``args``, botocore's ``kwargs``; each once, breadth first."""
-    queue, seen = [exc], set()
+    queue: list[BaseException] = [exc]
+    seen: set[int] = set()
     while queue and len(seen) < 32:
         e = queue.pop(0)
         if id(e) in seen:
@@ -359,9 +387,11 @@ def tls_failure(exc: BaseException, ca_setting: str = "ca_cert") -> TlsFailure |
     import ssl
 
     try:
-        from urllib3.util.ssl_match_hostname import CertificateError as Urllib3NameError
+        from urllib3.util.ssl_match_hostname import CertificateError
+
+        name_error: type[BaseException] = CertificateError
     except ImportError:
-        Urllib3NameError = ssl.CertificateError  # noqa: N806
+        name_error = ssl.CertificateError
     causes = list(_causes(exc))
     for e in causes:
         if isinstance(e, ssl.SSLCertVerificationError):
@@ -375,7 +405,7 @@ def tls_failure(exc: BaseException, ca_setting: str = "ca_cert") -> TlsFailure |
                 "untrusted", f"certificate verify failed: {message}",
                 f"set {ca_setting} to the CA that signed the server's certificate (behind a "
                 "TLS-inspecting proxy: the proxy's CA)", message)
-        if isinstance(e, Urllib3NameError) and not isinstance(e, ssl.SSLError):
+        if isinstance(e, name_error) and not isinstance(e, ssl.SSLError):
             return _name_mismatch(str(e))
     for e in causes:
         if isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
@@ -441,7 +471,8 @@ def failure(exc: BaseException, url: str, *, name: str | None = None, what: str 
              "and that the server is running")
 
 
-def _library_types() -> tuple[tuple, tuple, tuple]:
+def _library_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...],
+                            tuple[type[BaseException], ...]]:
     """(transport errors, timeouts, TLS errors) of the standard library and of the HTTP
     libraries this process has loaded (an exception from one means it is loaded)."""
     import http.client
@@ -450,10 +481,11 @@ def _library_types() -> tuple[tuple, tuple, tuple]:
     import sys
 
     # Not every OSError: a file that cannot be read is no network failure.
-    transport: list = [ConnectionError, TimeoutError, socket.gaierror, socket.herror,
-                       ssl.SSLError, http.client.HTTPException]
-    timeouts: list = [TimeoutError]  # socket.timeout included
-    tls: list = [ssl.SSLError]
+    transport: list[type[BaseException]] = [
+        ConnectionError, TimeoutError, socket.gaierror, socket.herror, ssl.SSLError,
+        http.client.HTTPException]
+    timeouts: list[type[BaseException]] = [TimeoutError]  # socket.timeout included
+    tls: list[type[BaseException]] = [ssl.SSLError]
     if "urllib3" in sys.modules:
         import urllib3.exceptions as u
 

@@ -6,6 +6,10 @@ import json
 
 from credhelper.errors import AccessDenied, ConfigError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _FORBIDDEN = ("\r", "\n", "\0")
 
@@ -15,7 +19,7 @@ def is_header_name(name: str) -> bool:
     return bool(name) and all(c in _TCHAR for c in name)
 
 
-def check_headers(headers: dict, where: str) -> dict:
+def check_headers(headers: object, where: str) -> dict[str, str]:
     if not isinstance(headers, dict):
         raise ConfigError(f"{where}: headers must be a table of name = \"value\"")
     for name, value in headers.items():
@@ -39,7 +43,7 @@ def check_token(token: object, source: str) -> str:
     return token
 
 
-def render(token: str, headers: dict | None, output: str) -> str:
+def render(token: str, headers: Mapping[str, str] | None, output: str) -> str:
     """The exact text for standard output, newline included."""
     if headers or output == "json":
         return json.dumps({"token": token, "headers": dict(headers or {})}) + "\n"

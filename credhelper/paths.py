@@ -13,10 +13,14 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 APP = "credhelper"
 
 
-def user_cache_dir(env=os.environ) -> str:
+def user_cache_dir(env: Mapping[str, str] = os.environ) -> str:
     override = env.get("CREDHELPER_CACHE_DIR")
     if override:
         return os.path.abspath(os.path.expanduser(override))
@@ -29,7 +33,7 @@ def user_cache_dir(env=os.environ) -> str:
     return os.path.join(base, APP)
 
 
-def config_files(env=os.environ) -> list[tuple[str, str]]:
+def config_files(env: Mapping[str, str] = os.environ) -> list[tuple[str, str]]:
     """The TOML files to read, lowest precedence first, as (label, path) pairs.
 
     The system file, then the user file (or the file named by CREDHELPER_CONFIG instead).
@@ -43,7 +47,7 @@ def config_files(env=os.environ) -> list[tuple[str, str]]:
     return [("system config", os.path.join(system_dir, "config.toml")), user]
 
 
-def _config_dirs(env) -> tuple[str, str]:
+def _config_dirs(env: Mapping[str, str]) -> tuple[str, str]:
     """(system, user) config folders: platformdirs' XDG rules written out on Linux and
     the BSDs, where they are two variables (its import costs a cache miss ~3 ms); on
     macOS and Windows, platformdirs itself. Tests check both agree."""

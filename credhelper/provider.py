@@ -12,12 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from credhelper.clock import CLOCK_SKEW_WARNING
 from credhelper.durations import parse_retry_after
 from credhelper.errors import BackendUnavailable, ConfigError, LoginRequired
 from credhelper.log import Log
+
+if TYPE_CHECKING:
+    import click
+
+    from credhelper.config import ProviderConfig
 
 # Value kinds a setting can have; config.py parses and validates each.
 KINDS = ("str", "int", "bool", "duration", "url", "path", "choice", "list", "table")
@@ -111,7 +116,7 @@ class Request:
         REQUESTS_CA_BUNDLE from this run's environment."""
         return self.http(*args, env=self.env, **kwargs)
 
-    def signing_in(self) -> "Request":
+    def signing_in(self) -> Request:
         """This request with the sign-in deadline for every call: a person is waiting."""
         return replace(self, deadline=self.login_deadline)
 
@@ -146,7 +151,7 @@ class Request:
         return True
 
     def fresh_token_expiry(self, token: str, issuer: str, sent_at: float | None = None,
-                           expires_in=None) -> float | None:
+                           expires_in: object = None) -> float | None:
         """The expiry, on this machine's clock, of a token the issuer has just minted.
 
         A JWT's ``exp`` is a time on the issuer's clock. When the token also carries
@@ -201,8 +206,8 @@ class Provider:
     address_setting: ClassVar[str | None] = None
     ca_setting: ClassVar[str | None] = None
 
-    def __init__(self, config):
-        self.config = config  # credhelper.config.ProviderConfig
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
 
     def fetch(self, request: Request) -> Credential:
         raise NotImplementedError
@@ -225,6 +230,6 @@ class Provider:
         """Checks for doctor, as (status, check, detail) with status ok|warn|fail."""
         return []
 
-    def cli_commands(self) -> list:
+    def cli_commands(self) -> list[click.Command]:
         """Extra click commands for this backend's entry point (``store``, ...)."""
         return []

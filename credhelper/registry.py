@@ -28,6 +28,13 @@ import sys
 
 from credhelper.errors import ConfigError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import ModuleType
+
+    from credhelper.provider import Provider
+
 DISTRIBUTION = "credhelper"  # this one: its backends live in credhelper.providers
 SCRIPT_PREFIX = "credhelper-"
 ENTRY = "credhelper.entry:main"  # what every backend's console script runs
@@ -56,11 +63,11 @@ class Backend:
 
 
 _found: dict[str, Backend] | None = None  # the scan, once per process
-_classes: dict[str, type] = {}
-_extra: dict[str, type] = {}
+_classes: dict[str, type[Provider]] = {}
+_extra: dict[str, type[Provider]] = {}
 
 
-def register(cls) -> None:
+def register(cls: type[Provider]) -> None:
     """Add a provider class at run time (the test suite's counting provider uses this)."""
     _extra[cls.name] = cls
 
@@ -77,7 +84,7 @@ def names() -> list[str]:
     return sorted(set(backends()) | set(_extra))
 
 
-def load(name: str):
+def load(name: str) -> type[Provider]:
     """The provider class of backend ``name``; ConfigError (exit 2) when there is none."""
     if name in _extra:
         return _extra[name]
@@ -102,7 +109,7 @@ def load(name: str):
     return cls
 
 
-def provider_class(module, name: str):
+def provider_class(module: ModuleType, name: str) -> type[Provider]:
     """The ``Provider`` subclass named ``name`` in ``module`` (one defined there first)."""
     from credhelper.provider import Provider
 
@@ -122,7 +129,7 @@ def provider_class(module, name: str):
 # ---------------------------------------------------------------- the scan
 
 
-def scan(path_entries) -> dict[str, Backend]:
+def scan(path_entries: Iterable[str]) -> dict[str, Backend]:
     """The backends declared by the distributions found on ``path_entries``."""
     found: dict[str, Backend] = {}
     seen: set[str] = set()
@@ -155,7 +162,8 @@ def scan(path_entries) -> dict[str, Backend]:
 
 def backend_scripts(text: str) -> list[str]:
     """The NAMEs of ``credhelper-NAME = credhelper.entry:main`` in an entry_points.txt."""
-    names, section = [], None
+    names: list[str] = []
+    section: str | None = None
     for line in text.splitlines():
         line = line.strip()
         if not line or line[0] in "#;":

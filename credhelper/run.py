@@ -13,11 +13,18 @@ import time
 
 from credhelper.helper import get_and_print
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import TextIO
+
 FLAGS = ("--debug", "--force-refresh")  # what a plain run accepts; the rest is click
 
 
-def helper_main(provider: str, argv=None, env=None, stdin=None, stdout=None, stderr=None,
-                clock=time.time) -> int:
+def helper_main(provider: str, argv: Sequence[str] | None = None,
+                env: Mapping[str, str] | None = None, stdin: TextIO | None = None,
+                stdout: TextIO | None = None, stderr: TextIO | None = None,
+                clock: Callable[[], float] = time.time) -> int:
     """``credhelper-<provider>``: no arguments (or only --debug / --force-refresh) prints
     a credential."""
     started = time.monotonic()  # the app's clock started when it ran us: count from here
@@ -31,7 +38,9 @@ def helper_main(provider: str, argv=None, env=None, stdin=None, stdout=None, std
     return cli.backend_main(provider, argv, env=env, stdout=stdout, stderr=stderr, clock=clock)
 
 
-def umbrella_main(argv=None, env=None, stdin=None, stdout=None, stderr=None, clock=time.time) -> int:
+def umbrella_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+                  stdin: TextIO | None = None, stdout: TextIO | None = None,
+                  stderr: TextIO | None = None, clock: Callable[[], float] = time.time) -> int:
     """``credhelper``: ``get --provider NAME`` takes the hot path too; the rest is click."""
     started = time.monotonic()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -50,7 +59,9 @@ def _parse_get(argv: list[str]) -> tuple[str, set[str]] | None:
     (None) goes to click."""
     if not argv or argv[0] != "get":
         return None
-    rest, provider, flags = argv[1:], None, set()
+    rest = argv[1:]
+    provider: str | None = None
+    flags: set[str] = set()
     while rest:
         arg = rest.pop(0)
         if arg in FLAGS and arg not in flags:
@@ -61,5 +72,6 @@ def _parse_get(argv: list[str]) -> tuple[str, set[str]] | None:
             provider = arg.split("=", 1)[1]
         else:
             return None
-    valid = provider and provider.replace("-", "").replace("_", "").isalnum()
-    return (provider, flags) if valid else None
+    if not provider or not provider.replace("-", "").replace("_", "").isalnum():
+        return None
+    return provider, flags

@@ -95,7 +95,7 @@ def read_private(path: str) -> bytes | None:
         if not stat.S_ISREG(st.st_mode):
             raise CacheError(f"refusing file {path}: it is not a regular file")
         _check(path, st, "file")
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:

@@ -16,6 +16,11 @@ import os
 
 from credhelper import managed, paths, securefile
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
 FORMAT = 1
 
 try:  # the builtin module: hashlib would load OpenSSL, a few ms on every hit
@@ -28,7 +33,7 @@ def _path(directory: str, provider: str) -> str:
     return os.path.join(directory, f"snapshot-{provider}.json")
 
 
-def _file_identity(path: str) -> list:
+def _file_identity(path: str) -> list[object]:
     try:
         st = os.stat(path)
     except OSError:
@@ -36,17 +41,19 @@ def _file_identity(path: str) -> list:
     return [path, st.st_mtime_ns, st.st_size, st.st_ino]
 
 
-def _env_digest(env, names) -> str:
+def _env_digest(env: Mapping[str, str], names: Iterable[str]) -> str:
     relevant = set(names) | set(paths.LOCATION_VARIABLES)
     relevant.update(name for name in env if name.startswith("CREDHELPER_"))
     h = blake2b(digest_size=16, person=b"credhelper-env")
     for name in sorted(relevant):
         value = env.get(name)
-        h.update(f"{name}\0{'-' if value is None else '+' + value}\0".encode("utf-8", "surrogatepass"))
+        text = f"{name}\0{'-' if value is None else '+' + value}\0"
+        h.update(text.encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
-def write(directory: str, provider: str, files: list[str], env_names, env, settings: dict) -> None:
+def write(directory: str, provider: str, files: list[str], env_names: Iterable[str],
+          env: Mapping[str, str], settings: dict[str, Any]) -> None:
     doc = {
         "format": FORMAT,
         "provider": provider,
@@ -60,7 +67,7 @@ def write(directory: str, provider: str, files: list[str], env_names, env, setti
     securefile.write_private(_path(directory, provider), json.dumps(doc).encode())
 
 
-def read(directory: str, provider: str, env) -> dict | None:
+def read(directory: str, provider: str, env: Mapping[str, str]) -> dict[str, Any] | None:
     """The snapshot's settings when it still describes the configuration, else None."""
     data = securefile.read_private(_path(directory, provider))
     if data is None:
