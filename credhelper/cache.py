@@ -1,10 +1,11 @@
 """The credential cache: one entry per (provider, credential-changing settings).
 
-Entries are small JSON documents. With ``cache = "file"`` each is a private file in the
-cache directory (``securefile`` does the checks and the atomic write); with
-``cache = "keyring"`` the same document is kept in the OS keyring; ``"none"`` keeps
-nothing. Either way a file lock in the cache directory makes concurrent cold runs fetch
-once. Reading an entry is on the cache-hit path: keep this module's imports light.
+Entries are small JSON documents kept in a secret store (``credhelper.store``): with
+``cache = "file"`` each is a private file in the cache directory, with ``cache =
+"keyring"`` an item in the OS keyring, and ``"none"`` keeps nothing. Either way a file lock
+in the cache directory makes concurrent cold runs fetch once. ``StateStore`` keeps
+providers' long-lived state in the same kind of store. Reading an entry is on the
+cache-hit path: keep this module's imports light.
 """
 
 from __future__ import annotations
@@ -13,19 +14,26 @@ import json
 import os
 import time
 
-from credhelper import securefile
-from credhelper.errors import BackendUnavailable, CacheError
+from credhelper import securefile, store
+from credhelper.errors import STALE_IF_ERROR, BackendUnavailable, CacheError, CredhelperError
+from credhelper.store import KEYRING_SERVICE  # noqa: F401  (entries' service, as ever)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
+if TYPE_CHECKING:
+    from typing import Any, TypeGuard
+
+    from credhelper.log import Log
 
 FORMAT = 1
 SUFFIX = f".v{FORMAT}.json"  # a newer format gets a new name, so versions never clobber
 LAST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
-KEYRING_SERVICE = "credhelper-cache"
 
 
 class Entry:
     __slots__ = ("provider", "key", "token", "headers", "expires_at", "fetched_at", "details")
 
-    def __init__(self, provider, key, token, headers, expires_at, fetched_at, details):
+    def __init__(self, provider: str, key: str, token: str, headers: dict[str, str],
+                 expires_at: float, fetched_at: float, details: dict[str, Any]):
         self.provider = provider
         self.key = key
         self.token = token
@@ -63,7 +71,7 @@ class Entry:
         ).encode()
 
     @classmethod
-    def loads(cls, data: bytes | str) -> "Entry":
+    def loads(cls, data: bytes | str) -> Entry:
         """Parse an entry; ValueError (never another exception) when it is not one."""
         try:
             doc = json.loads(data)
@@ -73,7 +81,8 @@ class Entry:
             raise ValueError("not a cache entry")
         if doc.get("format") != FORMAT:
             raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
-        token, expires_at, fetched_at = doc.get("token"), doc.get("expires_at"), doc.get("fetched_at")
+        token, expires_at = doc.get("token"), doc.get("expires_at")
+        fetched_at = doc.get("fetched_at")
         headers, details = doc.get("headers") or {}, doc.get("details") or {}
         if (
             not isinstance(token, str)
@@ -92,7 +101,7 @@ class Entry:
                    float(fetched_at), details)
 
 
-def _timestamp(value) -> bool:
+def _timestamp(value: object) -> TypeGuard[int | float]:
     """A Unix time a clock can show: a finite number from 1970 to the year 9999 (NaN or
     Infinity in a damaged file must not make an entry fresh forever)."""
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -100,30 +109,35 @@ def _timestamp(value) -> bool:
 
 
 def entry_name(provider: str, key: str) -> str:
-    return f"{provider}-{key}{SUFFIX}"
+    """The entry's name in its store (its file adds SUFFIX; its keyring item is this)."""
+    return f"{provider}-{key}"
 
 
-class FileCache:
-    mode = "file"
+class Cache:
+    """Entries over one secret store (``credhelper.store``): a private file each, the OS
+    keyring, or nowhere. A damaged or foreign entry is a miss with a warning; an unsafe
+    cache directory is an error (exit 2); a keyring that cannot be read is a miss with a
+    warning, and one that cannot be written fails ``store`` like a full disk (the caller
+    warns and still prints)."""
 
-    def __init__(self, directory: str, log):
-        self.directory = directory
-        self.log = log
+    def __init__(self, directory: str, log: Log, mode: str = "file"):
+        self.directory, self.log, self.mode = directory, log, mode
+        self.secrets = store.open_store(mode, directory, suffix=SUFFIX)
 
     def path(self, provider: str, key: str) -> str:
-        return os.path.join(self.directory, entry_name(provider, key))
+        return self.secrets.where(entry_name(provider, key))
 
     def load(self, provider: str, key: str) -> Entry | None:
         """The entry, or None when there is none or it is unreadable (with a warning)."""
-        if not securefile.check_private_dir(self.directory):
+        name = entry_name(provider, key)
+        try:
+            data = self.secrets.load(name)
+        except STALE_IF_ERROR as exc:
+            self.log.warning(f"cannot read the cache: {exc.message}")
             return None
-        path = self.path(provider, key)
-        return self._parse(securefile.read_private(path), provider, key, path)
-
-    def _parse(self, data, provider: str, key: str, where: str) -> Entry | None:
-        """A damaged or foreign entry is a miss with a warning, never an error."""
         if data is None:
             return None
+        where = self.secrets.where(name)
         try:
             entry = Entry.loads(data)
         except ValueError as exc:
@@ -135,90 +149,35 @@ class FileCache:
         return entry
 
     def store(self, entry: Entry) -> None:
-        securefile.ensure_private_dir(self.directory)
-        securefile.write_private(self.path(entry.provider, entry.key), entry.dumps())
+        self.secrets.save(entry_name(entry.provider, entry.key), entry.dumps())
 
     def delete(self, provider: str, key: str) -> bool:
-        return securefile.remove(self.path(provider, key))
+        try:
+            return self.secrets.delete(entry_name(provider, key))
+        except STALE_IF_ERROR as exc:
+            self.log.warning(f"cannot delete from the cache: {exc.message}")
+            return False
 
     def entries(self) -> list[tuple[str, Entry | None, str | None]]:
-        """Every entry file as (path, entry or None, problem or None)."""
-        if not securefile.check_private_dir(self.directory):
-            return []
-        found = []
-        for name in sorted(os.listdir(self.directory)):
-            if not name.endswith(SUFFIX) or name.startswith("."):
-                continue
-            path = os.path.join(self.directory, name)
+        """Every entry the store can list, as (where, entry or None, problem or None); a
+        keyring cannot be listed (status shows the current configuration's entry)."""
+        found: list[tuple[str, Entry | None, str | None]] = []
+        for name in self.secrets.names() or []:
+            where = self.secrets.where(name)
             try:
-                found.append((path, Entry.loads(securefile.read_private(path) or b""), None))
+                found.append((where, Entry.loads(self.secrets.load(name) or b""), None))
             except ValueError as exc:
-                found.append((path, None, str(exc)))
+                found.append((where, None, str(exc)))
             except CacheError as exc:
-                found.append((path, None, exc.message))
+                found.append((where, None, exc.message))
         return found
 
 
-class KeyringCache(FileCache):
-    """Entries in the OS keyring; the lock and the snapshot still live in the directory."""
-
-    mode = "keyring"
-
-    def _keyring(self):
-        import keyring
-        from keyring.errors import KeyringError
-
-        return keyring, KeyringError
-
-    def path(self, provider: str, key: str) -> str:
-        return f"keyring:{KEYRING_SERVICE}/{provider}-{key}"
-
-    def load(self, provider: str, key: str) -> Entry | None:
-        keyring, KeyringError = self._keyring()
-        try:
-            data = keyring.get_password(KEYRING_SERVICE, f"{provider}-{key}")
-        except KeyringError as exc:
-            self.log.warning(f"cannot read the keyring cache: {exc.__class__.__name__}")
-            return None
-        return self._parse(data, provider, key, self.path(provider, key))
-
-    def store(self, entry: Entry) -> None:
-        keyring, KeyringError = self._keyring()
-        try:
-            keyring.set_password(KEYRING_SERVICE, f"{entry.provider}-{entry.key}", entry.dumps().decode())
-        except KeyringError as exc:
-            self.log.warning(f"cannot write the keyring cache: {exc.__class__.__name__}")
-
-    def delete(self, provider: str, key: str) -> bool:
-        keyring, KeyringError = self._keyring()
-        try:
-            keyring.delete_password(KEYRING_SERVICE, f"{provider}-{key}")
-            return True
-        except KeyringError:
-            return False
-
-    def entries(self):
-        return []  # a keyring cannot be listed portably; status shows the current entry
+FileCache = Cache  # the cache directory's files, whatever the configured mode
 
 
-class NoCache(FileCache):
-    mode = "none"
-
-    def load(self, provider, key):
-        return None
-
-    def store(self, entry):
-        pass
-
-    def delete(self, provider, key):
-        return False
-
-    def entries(self):
-        return []
-
-
-def open_cache(mode: str, directory: str, log) -> FileCache:
-    return {"file": FileCache, "keyring": KeyringCache, "none": NoCache}[mode](directory, log)
+def open_cache(mode: str, directory: str, log: Log) -> Cache:
+    return Cache(directory, log, mode)
 
 
 class Lock:
@@ -228,13 +187,15 @@ class Lock:
     guarantee of one fetch for many concurrent runs, never the run: it is said once and
     the run goes on unlocked."""
 
-    def __init__(self, directory: str, provider: str, key: str, deadline: float, log=None):
+    def __init__(self, directory: str, provider: str, key: str, deadline: float,
+                 log: Log | None = None):
         self.path = os.path.join(directory, f"{provider}-{key}.lock")
         self.deadline, self.log, self.held = deadline, log, False
         self.directory = directory
-        self.lock, self.timed_out = None, False
+        self.lock: Any = None  # fasteners.InterProcessLock, once taken
+        self.timed_out = False
 
-    def __enter__(self):
+    def __enter__(self) -> Lock:
         # fasteners (flock / msvcrt.locking): its import costs a miss ~2 ms, filelock's ~17.
         import threading
 
@@ -266,72 +227,54 @@ class Lock:
                 hint=f"if no other run is active, remove {self.path}",
             )
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.held:
             self.lock.release()
             self.held = False
 
 
 class StateStore:
-    """Long-lived provider state (a Vault login token, a refresh token, MSAL's cache),
-    kept as well as the cache: a private file, or the OS keyring with ``cache = "keyring"``.
-
-    Names are the provider's own ("token", "refresh"); the cache key they belong to is
-    mixed in by the caller when the state depends on settings.
+    """Long-lived provider state (a Vault login token, a refresh token, a pending device
+    sign-in), kept as well as the cache: a private file, or the OS keyring with ``cache =
+    "keyring"``. Documents are dicts, saved as JSON under a name the provider picks
+    ("token", "refresh", ...), hashed with the provider's name into the store's name; the
+    cache key they belong to is mixed in by the caller when the state depends on settings.
+    Losing state costs a new sign-in, never the run: read and write failures are warnings.
     """
 
-    def __init__(self, mode: str, directory: str, provider: str, log):
+    def __init__(self, mode: str, directory: str, provider: str, log: Log):
         self.mode, self.directory, self.provider, self.log = mode, directory, provider, log
+        self.secrets = store.open_store(mode, directory, suffix=".json")
 
     def _name(self, name: str) -> str:
         import hashlib
 
         return f"{self.provider}-state-{hashlib.sha256(name.encode()).hexdigest()[:24]}"
 
-    def load(self, name: str) -> dict | None:
-        if self.mode == "keyring":
-            import keyring
-
-            try:
-                data = keyring.get_password(KEYRING_SERVICE, self._name(name))
-            except Exception as exc:
-                self.log.warning(f"cannot read provider state from the keyring: {exc.__class__.__name__}")
-                return None
-        else:
-            if not securefile.check_private_dir(self.directory):
-                return None
-            data = securefile.read_private(os.path.join(self.directory, self._name(name) + ".json"))
+    def load(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = self.secrets.load(self._name(name))
+        except STALE_IF_ERROR as exc:
+            self.log.warning(f"cannot read {self.provider} state: {exc.message}")
+            return None
         if data is None:
             return None
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.log.warning(f"ignoring damaged {self.provider} state {name!r}")
             return None
         return doc if isinstance(doc, dict) else None
 
-    def save(self, name: str, doc: dict) -> None:
-        data = json.dumps(doc, sort_keys=True)
+    def save(self, name: str, doc: dict[str, Any]) -> None:
         try:
-            if self.mode == "keyring":
-                import keyring
-
-                keyring.set_password(KEYRING_SERVICE, self._name(name), data)
-            else:
-                securefile.ensure_private_dir(self.directory)
-                securefile.write_private(
-                    os.path.join(self.directory, self._name(name) + ".json"), data.encode()
-                )
-        except Exception as exc:  # losing state costs a new sign-in, never the run
-            self.log.warning(f"cannot save {self.provider} state: {getattr(exc, 'message', exc.__class__.__name__)}")
+            self.secrets.save(self._name(name), json.dumps(doc, sort_keys=True).encode())
+        except (OSError, CredhelperError) as exc:
+            self.log.warning(f"cannot save {self.provider} state: "
+                             f"{getattr(exc, 'message', None) or exc.__class__.__name__}")
 
     def delete(self, name: str) -> None:
-        if self.mode == "keyring":
-            import keyring
-
-            try:
-                keyring.delete_password(KEYRING_SERVICE, self._name(name))
-            except Exception:
-                pass
-        else:
-            securefile.remove(os.path.join(self.directory, self._name(name) + ".json"))
+        try:
+            self.secrets.delete(self._name(name))
+        except STALE_IF_ERROR as exc:
+            self.log.warning(f"cannot delete {self.provider} state: {exc.message}")

@@ -461,20 +461,17 @@ def _x509_name(name) -> str:
 
 
 def keyring_backend() -> tuple[str, str, str]:
-    try:
-        import keyring
-    except ImportError:
-        return "warn", "keyring backend", "the keyring library is not installed in this build"
-    try:
-        backend = keyring.get_keyring()
-    except Exception as exc:  # a broken keyring configuration must not break doctor
-        return "fail", "keyring backend", f"{exc.__class__.__name__}: {exc}"
-    name = f"{type(backend).__module__}.{type(backend).__name__}"
-    usable = "fail" not in name.lower() and "null" not in name.lower()
-    # Only cache = "keyring" and credhelper-keyring need one; their own checks fail loudly.
-    return "ok", "keyring backend", (
-        f"{name} (priority {getattr(backend, 'priority', '?')})" if usable
-        else f"{name}: no usable OS keyring (needed only for cache = \"keyring\" and credhelper-keyring)")
+    """The keyring credhelper would use (credhelper.store's one check). None is a warning,
+    not a failure: only cache = "keyring", credhelper-keyring and the Azure token cache on
+    Linux need one, and their own checks fail loudly."""
+    from credhelper.store import keyring_usable
+
+    usable, detail = keyring_usable()
+    if usable:
+        return "ok", "keyring backend", detail
+    return "warn", "keyring backend", (
+        f"no usable OS keyring: {detail} (needed only for cache = \"keyring\", "
+        "credhelper-keyring and the Azure token cache on Linux)")
 
 
 def format_doctor(result: dict) -> str:

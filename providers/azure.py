@@ -21,9 +21,10 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from credhelper import jwt, net, securefile
+from credhelper import jwt, net
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
+from credhelper.store import FileStore, KeyringStore, SecretStore, keyring_usable
 
 from .device_flow import (CODE_LIFETIME, PENDING, POLL_INTERVAL, PendingSignIn, bounded,
                           check_not_dead_on_arrival, oauth_error, present,
@@ -98,30 +99,63 @@ class AzureProvider(Provider):
 
     # ------------------------------------------------------------ the token cache
 
-    def store(self, request) -> "_Store":
-        """Where MSAL's cache is persisted; BackendUnavailable when nowhere safe."""
-        location = os.path.join(request.state.directory, f"azure-msal-{self._digest()}.bin")
+    def store(self, request) -> _TokenCache:
+        """Where MSAL's cache is persisted; BackendUnavailable when nowhere safe.
+
+        One secret, in a store of ``credhelper.store``'s shape (the credential cache's):
+        ``token_cache = "file"``: a FileStore in the cache directory (azure-msal-DIGEST.bin,
+        0600). Else the platform's protected store, and never a file in its place:
+
+        - Windows: msal-extensions' DPAPI-encrypted file. The keyring library's store there,
+          Credential Manager, caps an item at 2560 bytes, less than an MSAL cache holding
+          access, refresh and ID tokens; DPAPI ties the file to the user's logon secret.
+        - macOS: msal-extensions' Keychain item (service credhelper-azure, account DIGEST),
+          the very item the keyring library would address, through code msal-extensions
+          already ships: keyring is not in the azure extra, so not in its binary.
+        - Linux: libsecret through PyGObject when the machine has it (sign-ins saved there
+          stay readable), else the Secret Service through the keyring library (a
+          KeyringStore, service credhelper-azure, user DIGEST) when ``keyring_usable()``.
+        """
+        digest, directory = self._digest(), request.state.directory
         if self.config["token_cache"] == "file":
-            return _FileStore(location)
+            files = FileStore(directory, suffix=".bin")
+            name = f"azure-msal-{digest}"
+            return _TokenCache(files, name, f"private file {files.where(name)}")
+
+        def location(name: str) -> str:  # msal-extensions' file, or its change signal
+            return os.path.join(directory, f"azure-msal-{name}.bin")
+
         if sys.platform.startswith("win"):
             from msal_extensions import FilePersistenceWithDataProtection
 
-            return _ExtensionStore(FilePersistenceWithDataProtection(location),
-                                   f"DPAPI-encrypted file {location}")
+            return _TokenCache(_PlatformStore(
+                lambda n: FilePersistenceWithDataProtection(location(n)),
+                f"DPAPI-encrypted file {location(digest)}"), digest)
         if sys.platform == "darwin":
             from msal_extensions import KeychainPersistence
 
-            return _ExtensionStore(KeychainPersistence(location, KEYRING_SERVICE, self._digest()),
-                                   "the macOS Keychain")
+            return _TokenCache(_PlatformStore(
+                lambda n: KeychainPersistence(location(n), KEYRING_SERVICE, n),
+                "the macOS Keychain"), digest)
         try:  # libsecret through PyGObject, when the machine has it
             from msal_extensions import LibsecretPersistence
 
-            persistence = LibsecretPersistence(location, schema_name="credhelper.azure",
-                                               attributes={"cache": self._digest()})
-            return _ExtensionStore(persistence, "the Secret Service (libsecret)")
+            libsecret = _PlatformStore(
+                lambda n: LibsecretPersistence(location(n), schema_name="credhelper.azure",
+                                               attributes={"cache": n}),
+                "the Secret Service (libsecret)")
+            libsecret.persistence(digest)  # raises here when PyGObject or libsecret is missing
+            return _TokenCache(libsecret, digest)
         except (ImportError, ValueError):
             pass
-        return _SecretServiceStore(self._digest())
+        usable, why = keyring_usable()
+        if not usable:
+            raise BackendUnavailable(
+                f"no protected store for the Azure token cache on this machine ({why})",
+                hint='run inside a desktop session with GNOME Keyring or KWallet, or set '
+                     '[azure] token_cache = "file" to keep it in a private 0600 file',
+            )
+        return _TokenCache(KeyringStore(KEYRING_SERVICE, "the Secret Service (keyring)"), digest)
 
     def _load(self, request):
         import msal
@@ -467,121 +501,77 @@ class AzureProvider(Provider):
         return checks
 
 
-# ---------------------------------------------------------------- token cache stores
+# ---------------------------------------------------------------- the token cache's store
 
 
-class _Store:
-    label = ""
+class _TokenCache:
+    """MSAL's serialized cache: the one secret ``name`` in ``secrets`` (a
+    ``credhelper.store`` store), its failures said as the Azure token cache's."""
+
+    def __init__(self, secrets: SecretStore, name: str, label: str | None = None):
+        self.secrets, self.name = secrets, name
+        self.label = label or secrets.label
+
+    def _call(self, fn, *args):
+        try:
+            return fn(self.name, *args)
+        except LoginRequired as exc:
+            raise LoginRequired("the keyring holding the Azure sign-in is locked",
+                                hint=exc.hint) from None
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(f"the Azure token cache: {exc.message}",
+                                     hint='unlock it, or set [azure] token_cache = "file" to '
+                                          'keep it in a private 0600 file') from None
 
     def load(self) -> str | None:
-        raise NotImplementedError
-
-    def save(self, data: str) -> None:
-        raise NotImplementedError
-
-    def delete(self) -> None:
-        raise NotImplementedError
-
-
-class _FileStore(_Store):
-    """token_cache = "file": a private 0600 file, written atomically."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.label = f"private file {path}"
-
-    def load(self):
-        data = securefile.read_private(self.path) if securefile.check_private_dir(
-            os.path.dirname(self.path)) else None
+        data = self._call(self.secrets.load)
         return data.decode("utf-8", "replace") if data else None
 
-    def save(self, data):
-        securefile.ensure_private_dir(os.path.dirname(self.path))
-        securefile.write_private(self.path, data.encode())
+    def save(self, data: str) -> None:
+        self._call(self.secrets.save, data.encode("utf-8"))
 
-    def delete(self):
-        securefile.remove(self.path)
+    def delete(self) -> None:
+        self._call(self.secrets.delete)
 
 
-class _ExtensionStore(_Store):
-    """An msal-extensions persistence: Keychain, DPAPI or libsecret."""
+class _PlatformStore(SecretStore):
+    """msal-extensions' persistence (DPAPI, Keychain, libsecret) in the store protocol:
+    ``make(name)`` builds the persistence that keeps ``name``. It cannot delete an item,
+    so delete empties it; it cannot list."""
 
-    def __init__(self, persistence, label: str):
-        self.persistence, self.label = persistence, label
+    mode = "protected"
 
-    def _fail(self, exc):
-        return BackendUnavailable(f"cannot use {self.label} for the Azure token cache: "
-                                  f"{exc.__class__.__name__}",
-                                  hint='unlock it, or set [azure] token_cache = "file"')
+    def __init__(self, make, label: str):
+        self.make, self.label, self._made = make, label, {}
 
-    def load(self):
+    def persistence(self, name: str):
+        if name not in self._made:
+            self._made[name] = self.make(name)
+        return self._made[name]
+
+    def _fail(self, exc) -> BackendUnavailable:
+        return BackendUnavailable(f"cannot use {self.label}: {exc.__class__.__name__}")
+
+    def load(self, name: str) -> bytes | None:
         from msal_extensions.persistence import PersistenceNotFound
 
         try:
-            return self.persistence.load()
+            data = self.persistence(name).load()
         except PersistenceNotFound:
             return None
         except Exception as exc:  # platform store errors come in many types
             raise self._fail(exc) from None
+        return None if data is None else data.encode("utf-8")
 
-    def save(self, data):
+    def save(self, name: str, data: bytes) -> None:
         try:
-            self.persistence.save(data)
+            self.persistence(name).save(bytes(data).decode("utf-8"))
         except Exception as exc:
             raise self._fail(exc) from None
 
-    def delete(self):
-        try:
-            self.persistence.save("{}")
-        except Exception as exc:
-            raise self._fail(exc) from None
+    def delete(self, name: str) -> bool:
+        self.save(name, b"{}")
+        return True
 
-
-class _SecretServiceStore(_Store):
-    """Linux without PyGObject: the same Secret Service through the keyring library."""
-
-    label = "the Secret Service (keyring)"
-
-    def __init__(self, name: str):
-        self.name = name
-        import keyring
-        from keyring.backends import fail
-
-        try:
-            self.keyring = keyring.get_keyring()
-        except Exception:
-            self.keyring = None
-        if self.keyring is None or isinstance(self.keyring, fail.Keyring) or not getattr(
-                self.keyring, "backends", [self.keyring]):
-            raise BackendUnavailable(
-                "no protected store for the Azure token cache on this machine (no Secret Service)",
-                hint='run inside a desktop session with GNOME Keyring or KWallet, or set '
-                     '[azure] token_cache = "file" to keep it in a private 0600 file',
-            )
-
-    def _call(self, fn, *args):
-        from keyring.errors import KeyringLocked
-
-        try:
-            return fn(*args)
-        except KeyringLocked:
-            raise LoginRequired("the keyring holding the Azure sign-in is locked",
-                                hint="unlock your keyring (log in to the desktop session)") from None
-        except Exception as exc:
-            raise BackendUnavailable(f"cannot use the Secret Service for the Azure token cache: "
-                                     f"{exc.__class__.__name__}",
-                                     hint='set [azure] token_cache = "file" to use a private file') from None
-
-    def load(self):
-        return self._call(self.keyring.get_password, KEYRING_SERVICE, self.name)
-
-    def save(self, data):
-        self._call(self.keyring.set_password, KEYRING_SERVICE, self.name, data)
-
-    def delete(self):
-        from keyring.errors import PasswordDeleteError
-
-        try:
-            self._call(self.keyring.delete_password, KEYRING_SERVICE, self.name)
-        except (PasswordDeleteError, BackendUnavailable):
-            pass
+    def names(self) -> None:
+        return None

@@ -28,22 +28,11 @@ class KeyringProvider(Provider):
         return f"keyring service={self.config['service']!r} username={self.config['username']!r}"
 
     def backend(self):
-        """The usable keyring backend, or BackendUnavailable saying why there is none."""
-        import keyring
-        from keyring.backends import fail
+        """The usable keyring backend, or BackendUnavailable saying why there is none:
+        the one check of ``credhelper.store`` (the cache's and doctor's too)."""
+        from credhelper.store import usable_keyring
 
-        try:
-            kr = keyring.get_keyring()
-        except Exception as exc:  # a broken keyring config file or plugin
-            raise BackendUnavailable(f"cannot load a keyring backend: {exc.__class__.__name__}") from None
-        if isinstance(kr, fail.Keyring) or not getattr(kr, "backends", [kr]):
-            raise BackendUnavailable(
-                "no usable OS keyring on this machine",
-                hint="on Linux run inside a desktop session with a Secret Service (GNOME "
-                "Keyring, KWallet) and DBUS_SESSION_BUS_ADDRESS set; "
-                "see `credhelper doctor`",
-            )
-        return kr
+        return usable_keyring()
 
     def _call(self, what: str, fn, *args):
         from keyring.errors import KeyringError, KeyringLocked
