@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from credhelper import managed, paths
 from credhelper.durations import parse_duration
 from credhelper.errors import ConfigError
 from credhelper.output import check_headers
-from credhelper.provider import COMMON_SETTINGS, Setting
+from credhelper.provider import COMMON_SETTINGS, Provider, Setting
 
 DEFAULTS = "defaults"
 # CREDHELPER_ variables that are not settings.
@@ -97,9 +98,10 @@ def read_toml(label: str, path: str) -> Source | None:
         raise ConfigError(f"{label} {path} is a directory, not a TOML file") from None
     except PermissionError:
         raise ConfigError(f"cannot read {label} {path}: permission denied") from None
-    try:  # imported only for a file that exists: most laptops have none, and it costs ms
+    # Imported only for a file that exists: most laptops have none, and it costs ms.
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
     with f:
         try:
@@ -120,12 +122,12 @@ def read_toml(label: str, path: str) -> Source | None:
     for table, content in data.items():
         if not isinstance(content, dict):
             raise ConfigError(
-                f"{label} {path}: top-level key {table!r} must be a table such as [defaults] or [vault]"
-            )
+                f"{label} {path}: top-level key {table!r} must be a table such as "
+                "[defaults] or [vault]")
     return Source(f"{label} {path}", data, path=path)
 
 
-def read_env(env, known_tables: list[str]) -> Source:
+def read_env(env: Mapping[str, str], known_tables: list[str]) -> Source:
     tables: dict[str, dict[str, str]] = {}
     ordered = sorted(known_tables, key=len, reverse=True)  # longest prefix first
     for name, value in env.items():
@@ -146,7 +148,8 @@ def read_env(env, known_tables: list[str]) -> Source:
     return Source("environment", tables, env_style=True)
 
 
-def sources(env, known_tables: list[str]) -> tuple[list[Source], list[tuple[str, str, bool]]]:
+def sources(env: Mapping[str, str],
+            known_tables: list[str]) -> tuple[list[Source], list[tuple[str, str, bool]]]:
     """All sources, highest precedence first, and the files considered."""
     found: list[Source] = []
     files: list[tuple[str, str, bool]] = []
@@ -252,10 +255,14 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"{url!r} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018  (urlsplit checks the port only when asked)
+    except ValueError:
+        raise ValueError(f"{url!r} has an invalid port") from None
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(
-            f"{url!r} uses plain http to another machine; use https (http is allowed only on loopback)"
-        )
+            f"{url!r} uses plain http to another machine; use https (http is allowed only "
+            "on loopback)")
     return url.rstrip("/")
 
 
@@ -271,7 +278,7 @@ def is_loopback(host: str) -> bool:
 # ---------------------------------------------------------------- resolving
 
 
-def load(provider_cls, env=None) -> ProviderConfig:
+def load(provider_cls: type[Provider], env: Mapping[str, str] | None = None) -> ProviderConfig:
     """Resolve every setting of ``provider_cls`` from all sources."""
     from credhelper import registry
 
@@ -299,7 +306,8 @@ def load(provider_cls, env=None) -> ProviderConfig:
     return ProviderConfig(name, values, files, env_names)
 
 
-def _resolve(setting: Setting, provider: str, found: list[Source], env) -> Value:
+def _resolve(setting: Setting, provider: str, found: list[Source],
+             env: Mapping[str, str]) -> Value:
     for source in found:
         for table in (provider, DEFAULTS):
             content = source.tables.get(table, {})

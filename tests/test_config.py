@@ -199,3 +199,16 @@ def test_any_environment_loads_or_raises_config_error(files, env):
         load(env)
     except ConfigError as exc:
         assert exc.message
+
+
+def test_a_url_with_an_invalid_port_is_a_configuration_error(base_env):
+    from credhelper.config import check_url
+
+    for url in ("https://gateway.example:abc", "https://gateway.example:99999"):
+        with pytest.raises(ValueError, match="invalid port"):
+            check_url(url)
+    from conftest import run
+
+    p = run(["credhelper", "test-gateway", "https://gateway.example:abc", "-p", "keyring"],
+            base_env)
+    assert p.returncode == 2 and "invalid port" in p.stderr and "internal error" not in p.stderr
