@@ -11,13 +11,28 @@ import platform
 import shutil
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
-from credhelper import __version__, config as config_mod, context, jwt, registry, securefile
-from credhelper import managed as managed_mod
-from credhelper.cache import FileCache, SUFFIX
-from credhelper.durations import format_duration
+from credhelper import (
+    __version__,
+    config as config_mod,
+    context,
+    jwt,
+    managed as managed_mod,
+    registry,
+    securefile,
+)
+from credhelper.cache import SUFFIX, FileCache
 from credhelper.clock import skew_verdict
+from credhelper.durations import format_duration
 from credhelper.errors import CredhelperError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from credhelper.cache import Entry
+    from credhelper.cli import App
+    from credhelper.fullpath import Run
 
 
 
@@ -27,9 +42,9 @@ def _when(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
-def describe_entry(entry, location: str, now: float, min_validity: float | None,
-                   show_secret: bool, current: bool) -> dict:
-    info = {
+def describe_entry(entry: Entry, location: str, now: float, min_validity: float | None,
+                   show_secret: bool, current: bool) -> dict[str, Any]:
+    info: dict[str, Any] = {
         "provider": entry.provider,
         "current": current,
         "location": location,
@@ -57,7 +72,7 @@ def describe_entry(entry, location: str, now: float, min_validity: float | None,
     return info
 
 
-def budget_checks(run) -> list[tuple[str, str, str]]:
+def budget_checks(run: Run) -> list[tuple[str, str, str]]:
     """The app's time budget and TTL as this configuration meets them, for doctor and
     status: (status, check, detail)."""
     b, conf = run.budget, run.config
@@ -74,9 +89,10 @@ def budget_checks(run) -> list[tuple[str, str, str]]:
     return checks
 
 
-def status(app, names: list[str], show_secret: bool) -> list[dict]:
+def status(app: App, names: list[str], show_secret: bool) -> list[dict[str, Any]]:
     now = app.clock()
-    results, seen = [], set()
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for name in names:
         try:
             run = app.prepare(name)
@@ -110,7 +126,7 @@ def status(app, names: list[str], show_secret: bool) -> list[dict]:
     return results
 
 
-def format_status(entries: list[dict], now: float) -> str:
+def format_status(entries: list[dict[str, Any]], now: float) -> str:
     if not entries:
         return "nothing cached"
     blocks = []
@@ -127,12 +143,14 @@ def format_status(entries: list[dict], now: float) -> str:
                 lines.append(f"  {key + ':':<10} {value}")
             blocks.append("\n".join(lines))
             continue
+        left = e["expires_in_seconds"]
+        when = f"in {format_duration(left)}" if left > 0 else f"{format_duration(-left)} ago"
         lines += [
             f"  {'source:':<10} {e['source']}",
             f"  {'cached:':<10} {e['location']}",
             f"  {'fetched:':<10} {e['fetched_at']}",
             f"  {'expires:':<10} {e['expires_at']} "
-            f"({'in ' + format_duration(e['expires_in_seconds']) if e['expires_in_seconds'] > 0 else format_duration(-e['expires_in_seconds']) + ' ago'}; "
+            f"({when}; "
             f"lifetime {format_duration(e['lifetime_seconds'])})",
             f"  {'state:':<10} {e['state']}",
             f"  {'token:':<10} {e['token_kind']}"
@@ -160,13 +178,13 @@ def format_status(entries: list[dict], now: float) -> str:
     return "\n\n".join(blocks)
 
 
-def _cache_directory(app) -> str:
+def _cache_directory(app: App) -> str:
     from credhelper.fullpath import cache_dir
 
     return cache_dir(app.env)
 
 
-def cache_lines(app, provider: str | None) -> list[str]:
+def cache_lines(app: App, provider: str | None) -> list[str]:
     now = app.clock()
     lines = []
     for path, entry, problem in FileCache(_cache_directory(app), app.log).entries():
@@ -182,7 +200,7 @@ def cache_lines(app, provider: str | None) -> list[str]:
     return lines or ["nothing cached"]
 
 
-def clear_cache(app, provider: str | None) -> int:
+def clear_cache(app: App, provider: str | None) -> int:
     directory = _cache_directory(app)
     if not securefile.check_private_dir(directory):
         return 0
@@ -207,11 +225,11 @@ def clear_cache(app, provider: str | None) -> int:
 # ---------------------------------------------------------------- doctor
 
 
-def _check(status: str, name: str, detail: str) -> dict:
+def _check(status: str, name: str, detail: str) -> dict[str, str]:
     return {"status": status, "check": name, "detail": detail}
 
 
-def doctor(app, providers: list[str]) -> dict:
+def doctor(app: App, providers: list[str]) -> dict[str, Any]:
     env = app.env
     sections = []
     sections.append({"title": "credhelper", "checks": [
@@ -222,17 +240,21 @@ def doctor(app, providers: list[str]) -> dict:
     name, interactive = context.resolve(env, app.stderr)
     sections.append({"title": "context", "checks": [
         _check("ok", "CLAUDE_HELPER_CONTEXT", env.get("CLAUDE_HELPER_CONTEXT") or "(not set)"),
-        _check("ok", "CLAUDE_HELPER_MANUAL_RUN", env.get("CLAUDE_HELPER_MANUAL_RUN") or "(not set)"),
-        _check("ok", "this run", f"{name}: {'may' if interactive else 'may not'} ask a person to sign in"),
+        _check("ok", "CLAUDE_HELPER_MANUAL_RUN",
+               env.get("CLAUDE_HELPER_MANUAL_RUN") or "(not set)"),
+        _check("ok", "this run",
+               f"{name}: {'may' if interactive else 'may not'} ask a person to sign in"),
     ]})
 
     source_checks = []
     try:
         found, files = config_mod.sources(env, [config_mod.DEFAULTS] + registry.names())
         for label, path, read in files:
-            source_checks.append(_check("ok", label, f"{path} ({'read' if read else 'not present'})"))
+            shown = f"{path} ({'read' if read else 'not present'})"
+            source_checks.append(_check("ok", label, shown))
         variables = sorted(k for k in env if k.startswith("CREDHELPER_"))
-        source_checks.append(_check("ok", "environment", ", ".join(variables) or "no CREDHELPER_ variables"))
+        source_checks.append(_check("ok", "environment",
+                                    ", ".join(variables) or "no CREDHELPER_ variables"))
         managed = [s.label for s in found if s.label.startswith("managed")]
         source_checks.append(_check("ok", "managed preferences", managed[0] if managed
                                     else f"none ({managed_mod.where()})"))
@@ -262,7 +284,7 @@ def doctor(app, providers: list[str]) -> dict:
     return {"sections": sections}
 
 
-def _doctor_provider(app, name: str) -> dict:
+def _doctor_provider(app: App, name: str) -> dict[str, Any]:
     checks = []
     title = f"provider {name}"
     try:
@@ -323,8 +345,9 @@ def helper_path(name: str) -> str:
     return os.path.abspath(found) if found else os.path.join(here, f"credhelper-{name}")
 
 
-def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting: str,
-                  ca_source: str = "ca_cert") -> list[dict]:
+def probe_backend(url: str, ca_file: str | None, timeout: float, clock: Callable[[], float],
+                  setting: str,
+                  ca_source: str = "ca_cert") -> list[dict[str, str]]:
     """Reachability, TLS certificate and clock skew of the backend at ``url``: one request,
     whatever it answers (any HTTP status proves the server is there)."""
     import http.client
@@ -335,8 +358,8 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
     from credhelper import net
 
     parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    checks = []
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    checks: list[dict[str, str]] = []
     context = None
     if parts.scheme == "https":
         try:  # the backends' own TLS context: the same CAs decide
@@ -346,6 +369,7 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
             return [_check("fail", "TLS", f"{url}: {exc.message}")]
     start = time.monotonic()
     try:
+        conn: http.client.HTTPConnection
         if context is not None:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
         else:
@@ -354,7 +378,8 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
         sent = clock()
         # The verified certificate, decoded by the ssl module itself; read before the
         # answer, after which a server that closes the connection leaves no socket.
-        cert = conn.sock.getpeercert() if context is not None else None
+        cert = (conn.sock.getpeercert() if isinstance(conn.sock, ssl.SSLSocket)
+                else None)
         response = conn.getresponse()
         received = clock()
         response.read()
@@ -377,7 +402,8 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
         reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
         return [_check("fail", "reachable", f"{url} ({setting}): {reason}")]
     latency = int((time.monotonic() - start) * 1000)
-    checks.append(_check("ok", "reachable", f"{url} ({setting}): HTTP {response.status} in {latency} ms"))
+    checks.append(_check("ok", "reachable",
+                         f"{url} ({setting}): HTTP {response.status} in {latency} ms"))
     if cert is not None:
         checks.append(_check(*_certificate_check(cert, clock())))
     elif parts.scheme == "http":
@@ -394,7 +420,9 @@ def probe_backend(url: str, ca_file: str | None, timeout: float, clock, setting:
             # The Date header has one-second resolution; compare with the middle of the exchange.
             skew = int(round(server - (sent + received) / 2))
             status = skew_verdict(skew)
-            text = "in step" if skew == 0 else f"this machine is {abs(skew)}s {'behind' if skew > 0 else 'ahead of'} the backend"
+            side = "behind" if skew > 0 else "ahead of"
+            text = ("in step" if skew == 0
+                    else f"this machine is {abs(skew)}s {side} the backend")
             if status != "ok":
                 text += ": tokens may look expired or not yet valid; fix the system clock (NTP)"
             checks.append(_check(status, "clock skew", f"{text} (Date: {date})"))
@@ -405,11 +433,11 @@ _SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName":
           "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
 
 
-def _name(parts) -> str:
+def _name(parts: Any) -> str:
     return ", ".join(f"{_SHORT.get(k, k)}={v}" for rdn in parts for k, v in rdn)
 
 
-def _certificate_check(cert: dict, now: float) -> tuple[str, str, str]:
+def _certificate_check(cert: dict[str, Any], now: float) -> tuple[str, str, str]:
     import ssl
 
     expires = ssl.cert_time_to_seconds(cert["notAfter"])
@@ -440,6 +468,8 @@ def _unverified_certificate(host: str, port: int, timeout: float, now: float) ->
         with socket.create_connection((host, port), timeout) as raw:
             with context.wrap_socket(raw, server_hostname=host) as tls:
                 der = tls.getpeercert(binary_form=True)
+        if der is None:
+            return None
         cert = x509.load_der_x509_certificate(der)
         shown = f"subject {_x509_name(cert.subject)}, issuer {_x509_name(cert.issuer)}"
     except Exception:  # best effort: the failure itself is already reported
@@ -455,7 +485,7 @@ def _unverified_certificate(host: str, port: int, timeout: float, now: float) ->
     return shown
 
 
-def _x509_name(name) -> str:
+def _x509_name(name: Any) -> str:
     """A cryptography Name as _name() shows getpeercert()'s: "CN=host, O=Example"."""
     return ", ".join(f"{a.rfc4514_attribute_name}={a.value}" for rdn in name.rdns for a in rdn)
 
@@ -474,7 +504,7 @@ def keyring_backend() -> tuple[str, str, str]:
         "credhelper-keyring and the Azure token cache on Linux)")
 
 
-def format_doctor(result: dict) -> str:
+def format_doctor(result: dict[str, Any]) -> str:
     marks = {"ok": "  ok  ", "warn": " warn ", "fail": " FAIL "}
     lines = []
     for section in result["sections"]:
