@@ -22,11 +22,15 @@ from __future__ import annotations
 import re
 import time
 
-from credhelper import net
+from credhelper import net, secretref
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.clock import skew_verdict
 from credhelper.provider import Credential, Provider, Setting
 from credhelper.providers import aws_verify
+
+# external_id may name where it is kept (credhelper.secretref); in clear it is fine: AWS
+# calls an external ID an identifier, not a secret.
+EXTERNAL_ID = secretref.Spec("external_id", "external ID", secretref.OK)
 
 MODES = ("presigned-identity", "web-identity-token", "secretsmanager")
 DEFAULT_REGION = "us-east-1"  # signing needs a region; STS answers in every one
@@ -80,7 +84,9 @@ class AwsProvider(Provider):
                 help="what to print: " + " | ".join(MODES)),
         Setting("role_arn", help="assume this role after the profile's credentials"),
         Setting("role_session_name", help="session name for role_arn; default credhelper-<user>"),
-        Setting("external_id", secret=True, help="external id for role_arn"),
+        Setting("external_id", secret=True,
+                help="external id for role_arn, or where it is kept: file:PATH, env:VARIABLE or "
+                     "keyring:SERVICE/USER"),
         Setting("role_duration", "duration", 3600.0, help="session length for role_arn (15m..12h)"),
         Setting("audience", "list",
                 help="who the token is for (the gateway); presigned-identity takes one"),
@@ -186,6 +192,7 @@ class AwsProvider(Provider):
             checks.append(("ok", "botocore", botocore.__version__))
         except ImportError:
             return [("fail", "botocore", "not installed: install credhelper[aws]")]
+        checks += secretref.checks(request, self.config, [EXTERNAL_ID])
         try:
             self._check_settings(self.config["mode"])
             aws = _Aws(self.config, request)
@@ -463,8 +470,10 @@ class _Aws:
         params = {"RoleArn": c["role_arn"],
                   "RoleSessionName": c.get("role_session_name") or _default_session_name(),
                   "DurationSeconds": int(c["role_duration"])}
-        if c.get("external_id"):
-            params["ExternalId"] = c["external_id"]
+        external_id = secretref.resolve(self.request, c, EXTERNAL_ID.name, EXTERNAL_ID.what,
+                                        clear=EXTERNAL_ID.clear)
+        if external_id:
+            params["ExternalId"] = external_id
         self.log.debug(f"assuming {c['role_arn']} as {params['RoleSessionName']}")
         answer = self.call(keys, "sts", "assume_role", **params)["Credentials"]
         assumed = _Keys(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"],

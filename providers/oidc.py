@@ -17,7 +17,7 @@ import hashlib
 import os
 import time
 
-from credhelper import jwt, net
+from credhelper import jwt, net, secretref
 from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
@@ -30,6 +30,7 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
 PERSON_SCOPES = ["openid", "offline_access"]
 MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
+SECRET = secretref.Spec("client_secret", "client secret", secretref.WARN)
 
 
 class OidcProvider(Provider):
@@ -48,8 +49,8 @@ class OidcProvider(Provider):
                 help="issuer URL; endpoints come from ISSUER/.well-known/openid-configuration"),
         Setting("client_id", required=True, help="OAuth client ID"),
         Setting("client_secret", secret=True,
-                help="confidential clients: file:PATH, env:VARIABLE or keyring:SERVICE/USER "
-                     "(a value in clear works, but doctor warns)"),
+                help=f"confidential clients: {secretref.FORMS} (a value in clear works, but "
+                     "doctor warns)"),
         Setting("scopes", "list", None,
                 help="scopes to request; default: openid offline_access for a person, "
                      "none for client_credentials"),
@@ -92,43 +93,10 @@ class OidcProvider(Provider):
         return "refresh:" + "\0".join(parts)
 
     def client_secret(self, request) -> str | None:
-        """The secret from where ``client_secret`` points; registered as a secret."""
-        value = self.config.get("client_secret")
-        if not value:
-            return None
-        where = self.config.source("client_secret")
-        kind, _, rest = value.partition(":")
-        if kind == "file" and rest:
-            path = os.path.expanduser(rest)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    secret = f.read().strip()
-            except OSError as exc:
-                raise ConfigError(f"cannot read the client secret file {path}: "
-                                  f"{exc.strerror or exc.__class__.__name__} ({where})") from None
-        elif kind == "env" and rest:
-            secret = request.env.get(rest, "").strip()
-            if not secret:
-                raise ConfigError(f"the variable {rest} named by client_secret is not set ({where})")
-        elif kind == "keyring" and "/" in rest:
-            service, _, user = rest.partition("/")
-            try:
-                import keyring
-
-                secret = keyring.get_password(service, user)
-            except Exception as exc:  # platform keyring errors come in many types
-                raise BackendUnavailable(f"cannot read the client secret from the keyring: "
-                                         f"{exc.__class__.__name__}") from None
-            if not secret:
-                raise ConfigError(f"no client secret in the keyring for service {service!r}, "
-                                  f"user {user!r} ({where})",
-                                  hint=f"store it: keyring set {service} {user}")
-        else:
-            secret = value
-        if not secret or any(ch in secret for ch in "\r\n\0"):
-            raise ConfigError(f"the client secret ({where}) is empty or spans several lines")
-        request.log.secret(secret)
-        return secret
+        """The secret ``client_secret`` names (credhelper.secretref: file:, env:, keyring:,
+        or the value in clear, which doctor flags); registered as a secret."""
+        return secretref.resolve(request, self.config, "client_secret", "client secret",
+                                 clear=secretref.WARN)
 
     # ------------------------------------------------------------ HTTP
 
@@ -482,14 +450,13 @@ class OidcProvider(Provider):
         return facts
 
     def diagnose(self, request) -> list[tuple[str, str, str]]:
-        checks = []
-        value = self.config.get("client_secret")
-        if value and value.partition(":")[0] not in ("file", "env", "keyring"):
-            checks.append(("warn", "client secret",
-                           f"given in clear ({self.config.source('client_secret')}); "
-                           "prefer file:, env: or keyring:"))
+        # Where the client secret comes from, whether it can be read, or that it is in clear.
+        checks = secretref.checks(request, self.config, [SECRET])
         try:
-            secret = self.client_secret(request)
+            try:
+                secret = self.client_secret(request)
+            except (ConfigError, BackendUnavailable, LoginRequired):
+                secret = None  # said above; discovery needs no secret
             sess = self._session(request, secret)
             doc = self.discover(request, sess)
             checks.append(("ok", "discovery", f"{self.config['issuer']}: token endpoint "

@@ -7,6 +7,13 @@ read such as a dynamic secrets engine (``path``), or a Vault identity OIDC token
 kubernetes, cert); a login token is kept in the provider's private state and reused
 until it nears expiry, so most cold runs cost one read and no login.
 
+Every call goes through hvac's API (``client.secrets.kv.v2.read_secret_version``,
+``client.auth.approle.login``, ``client.auth.token.renew_self``, ...) on an hvac adapter
+that applies the one retry rule of ``credhelper.net`` and the run's deadline to each
+request; ``Vault._error`` maps hvac's exceptions to the contract's exit codes, in one
+place. Secret-valued settings (token, secret_id, password, jwt) are references read by
+``credhelper.secretref``; the older ``*_file`` / ``*_env`` settings are deprecated aliases.
+
 hvac (and requests under it) is imported inside methods only: a cache hit, ``--help``
 and the other backends never pay for it.
 """
@@ -16,9 +23,15 @@ from __future__ import annotations
 import math
 import os
 
-from credhelper import net
+from credhelper import net, secretref
 from credhelper.durations import MAX_SECONDS
-from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
+from credhelper.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    ConfigError,
+    CredhelperError,
+    LoginRequired,
+)
 from credhelper.provider import Credential, Provider, Setting
 
 AUTH_METHODS = ("token", "approle", "userpass", "ldap", "jwt", "kubernetes", "cert")
@@ -28,6 +41,26 @@ DEFAULT_STATIC_AGE = 7200.0  # longer than the app's own default TTL (1h)
 # A cached login token is reused only while it outlives the run by this much
 # (on top of min_validity, because dynamic leases die with the token that made them).
 TOKEN_MARGIN = 60.0
+
+# How each setting that may hold a secret is read (credhelper.secretref): what it holds,
+# whether a value in clear is fine, and the older settings that named a file or a variable
+# (deprecated aliases, still read). Vault's rule stays: no secret in a file in clear.
+SECRETS = {
+    "token": secretref.Spec("token", "Vault token", secretref.ENVIRONMENT),
+    "role_id": secretref.Spec("role_id", "approle role ID", secretref.OK,
+                              {"file": "role_id_file"}),
+    "secret_id": secretref.Spec("secret_id", "approle secret ID", secretref.ENVIRONMENT,
+                                {"file": "secret_id_file", "env": "secret_id_env"}),
+    "password": secretref.Spec("password", "password", secretref.ENVIRONMENT,
+                               {"file": "password_file", "env": "password_env"},
+                               missing_ok=True),
+    "jwt": secretref.Spec("jwt", "JWT", secretref.ENVIRONMENT, {"file": "jwt_file"}),
+}
+# Which of them each auth method reads.
+SECRETS_OF = {"token": ("token",), "approle": ("role_id", "secret_id"),
+              "userpass": ("password",), "ldap": ("password",), "jwt": ("jwt",),
+              "kubernetes": ("jwt",), "cert": ()}
+REF = "file:PATH, env:VARIABLE or keyring:SERVICE/USER"
 
 
 class VaultProvider(Provider):
@@ -53,18 +86,24 @@ class VaultProvider(Provider):
         Setting("mount", help="mount path of the auth method; default: the method's name"),
         Setting("role", help="role (jwt, kubernetes) or certificate role name (cert)"),
         Setting("token", secret=True, env=("VAULT_TOKEN",),
-                help="auth = token: the Vault token (environment only); else token_file"),
+                help=f"auth = token: the Vault token: {REF}; in clear only from the "
+                     "environment (VAULT_TOKEN); unset: token_file"),
         Setting("token_file", "path", "~/.vault-token",
-                help="auth = token: file holding the token when VAULT_TOKEN is unset"),
-        Setting("role_id", help="approle: role ID (or role_id_file)"),
-        Setting("role_id_file", "path", help="approle: file holding the role ID"),
-        Setting("secret_id_file", "path", help="approle: file holding the secret ID"),
-        Setting("secret_id_env", help="approle: name of the variable holding the secret ID"),
+                help="auth = token: where `vault login` / `bao login` left the token, when "
+                     "token is unset"),
+        Setting("role_id", help=f"approle: role ID, or where it is kept: {REF}"),
+        Setting("role_id_file", "path", help='deprecated: role_id = "file:PATH"'),
+        Setting("secret_id", secret=True, help=f"approle: secret ID: {REF}"),
+        Setting("secret_id_file", "path", help='deprecated: secret_id = "file:PATH"'),
+        Setting("secret_id_env", help='deprecated: secret_id = "env:VARIABLE"'),
         Setting("username", help="userpass, ldap: user name"),
-        Setting("password_file", "path", help="userpass, ldap: file holding the password"),
-        Setting("password_env", help="userpass, ldap: name of the variable holding the password"),
-        Setting("jwt_file", "path",
-                help=f"jwt, kubernetes: file holding the JWT (kubernetes: {KUBERNETES_TOKEN})"),
+        Setting("password", secret=True,
+                help=f"userpass, ldap: password: {REF}; unset: asked on a terminal"),
+        Setting("password_file", "path", help='deprecated: password = "file:PATH"'),
+        Setting("password_env", help='deprecated: password = "env:VARIABLE"'),
+        Setting("jwt", secret=True,
+                help=f"jwt, kubernetes: the JWT: {REF} (kubernetes: file:{KUBERNETES_TOKEN})"),
+        Setting("jwt_file", "path", help='deprecated: jwt = "file:PATH"'),
         # -- what to print
         Setting("secret", help="KV secret as `kv get` takes it: mount/path, e.g. secret/gateway"),
         Setting("field", help="field of the secret or read to print"),
@@ -79,7 +118,9 @@ class VaultProvider(Provider):
 
     def describe(self) -> str:
         c = self.config
-        where = c.get("address", "?") + (f" namespace {c.get('namespace')}" if c.get("namespace") else "")
+        where = c.get("address", "?")
+        if c.get("namespace"):
+            where += f" namespace {c.get('namespace')}"
         if c.get("identity_token"):
             what = f"identity token role {c['identity_token']!r}"
         else:
@@ -99,7 +140,8 @@ class VaultProvider(Provider):
                 hint='for example: secret = "secret/gateway" and field = "token"',
             )
         if chosen[0] == "secret" and c.get("kv_version") not in (None, 0, 1, 2):
-            raise ConfigError(f"{c.source('kv_version')}: kv_version must be 1 or 2 (or unset to detect it)")
+            raise ConfigError(f"{c.source('kv_version')}: kv_version must be 1 or 2 (or unset "
+                              "to detect it)")
         for name in ("secret", "path", "kv_mount"):
             if c.get(name) and not c[name].strip("/"):
                 raise ConfigError(f"{c.source(name)}: empty path")
@@ -109,11 +151,42 @@ class VaultProvider(Provider):
         return (self.config.get("mount") or self.config["auth"]).strip("/")
 
     def _state_name(self) -> str:
-        """Login tokens are shared by every secret read with the same login settings."""
+        """Login tokens are shared by every secret read with the same login settings. The
+        name holds what older versions put there (role_id or role_id_file, jwt_file), so
+        moving from a deprecated setting to its reference keeps the saved login."""
         c = self.config
-        parts = [c.get(k) for k in ("address", "namespace", "auth", "role", "role_id",
-                                    "role_id_file", "username", "jwt_file", "client_cert")]
-        return "login:" + "\0".join("" if p is None else str(p) for p in parts) + "\0" + self._mount()
+        role_id, role_id_file = self._login_ref("role_id")
+        jwt, jwt_file = self._login_ref("jwt")
+        parts = [c.get("address"), c.get("namespace"), c.get("auth"), c.get("role"), role_id,
+                 role_id_file, c.get("username"), jwt_file or jwt, c.get("client_cert")]
+        parts.append(self._mount())
+        return "login:" + "\0".join("" if p is None else str(p) for p in parts)
+
+    def _login_ref(self, name: str) -> tuple[str | None, str | None]:
+        """(value, path) standing for a login setting in the state name: the path of a
+        file reference, else the reference; a JWT in clear only as a digest."""
+        try:
+            found = secretref.find(self.config, name, SECRETS[name].aliases)
+            if found is None:
+                return None, None
+            ref = found.ref
+        except ConfigError:  # the run itself reports it
+            return None, None
+        if ref.kind == secretref.FILE:
+            return None, found.value.partition(":")[2] if found.alias else ref.target
+        if ref.in_clear and name == "jwt":
+            import hashlib
+
+            return "sha256:" + hashlib.sha256(found.value.encode()).hexdigest()[:24], None
+        return found.value, None
+
+    def _secret(self, request, name: str, what: str | None = None,
+                missing_ok: bool = False) -> str | None:
+        """The secret setting ``name`` (or its deprecated alias) points at; None if unset."""
+        spec = SECRETS[name]
+        return secretref.resolve(request, self.config, name, what or spec.what,
+                                 clear=spec.clear, aliases=spec.aliases,
+                                 missing_ok=missing_ok or spec.missing_ok)
 
     # ------------------------------------------------------------ the run
 
@@ -135,7 +208,7 @@ class VaultProvider(Provider):
             except _Refused as again:
                 raise again.error from None
 
-    def _use_token(self, vault: "Vault", request) -> str:
+    def _use_token(self, vault: Vault, request) -> str:
         """Give ``vault`` a token: "static" (token auth), "cached" or "login"."""
         if self.config["auth"] == "token":
             vault.set_token(self._static_token(request), None)
@@ -160,57 +233,46 @@ class VaultProvider(Provider):
         return "login"
 
     def _static_token(self, request) -> str:
+        """``token`` (VAULT_TOKEN, or a reference), else the file `vault login` wrote."""
+        token = self._secret(request, "token")
+        if token is not None:
+            return token
         c = self.config
-        token = c.get("token")
-        if token:
-            if "(environment)" not in c.source("token"):
-                raise ConfigError(
-                    f"{c.source('token')}: a Vault token does not belong in a configuration file",
-                    hint="set VAULT_TOKEN, or let `bao login` / `vault login` write ~/.vault-token",
-                )
-            request.log.secret(token)
-            return token.strip()
-        path = os.path.expanduser(c["token_file"])
-        try:
-            with open(path, encoding="utf-8") as f:
-                token = f.read().strip()
-        except FileNotFoundError:
+        path = secretref.expand_home(c["token_file"], request.env)
+        if not os.path.exists(path):
             raise LoginRequired(
                 f"no Vault token: VAULT_TOKEN is unset and {path} does not exist",
                 hint="sign in with `bao login` / `vault login`, set VAULT_TOKEN, "
                 "or choose another [vault] auth method",
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the Vault token file {path}: {_os_reason(exc)}") from None
+            )
+        token = secretref.read_file(path, "Vault token", c.source("token_file")).strip()
         if not token:
             raise LoginRequired(f"the Vault token file {path} is empty",
                                 hint="sign in with `bao login` / `vault login`")
         request.log.secret(token)
-        return token
+        return secretref.check(token, "Vault token", secretref.Ref(secretref.FILE, path),
+                               c.source("token_file"))
 
-    def _renew(self, vault: "Vault", request, state: dict) -> dict | None:
+    def _renew(self, vault: Vault, request, state: dict) -> dict | None:
         vault.set_token(state["token"], state.get("expires_at"))
         try:
-            body = vault.call("POST", "auth/token/renew-self", "renew the Vault token", json={})
+            body = vault.call("renew the Vault token", vault.client.auth.token.renew_self)
         except (_Refused, AccessDenied) as exc:
             request.log.debug(f"renewing the Vault token failed: {_message(exc)}")
             return None
-        renewed = self._save_login(request, _object(body.get("auth")), "renewed")
-        return renewed
+        return self._save_login(request, _object(body.get("auth")), "renewed")
 
-    def _login(self, vault: "Vault", request) -> None:
-        """Sign in with the configured method; keep the token in the private state."""
+    def _login(self, vault: Vault, request) -> None:
+        """Sign in with the configured method through hvac's login call for it; keep the
+        token in the private state."""
         auth, mount = self.config["auth"], self._mount()
         if auth == "token":
             raise AccessDenied("the Vault token was refused",
                                hint="sign in again with `bao login` / `vault login`")
-        body = self._login_body(auth, request)
+        fn, kwargs = self._login_call(vault, auth, mount, request)
         vault.set_token(None, None)
-        url = f"auth/{mount}/login"
-        if auth in ("userpass", "ldap"):
-            url += "/" + _quote(self.config["username"])
         try:
-            response = vault.call("POST", url, f"{auth} login", json=body, login=True)
+            response = vault.call(f"{auth} login", fn, login=True, use_token=False, **kwargs)
         except _Refused as exc:
             raise exc.error from None
         login = self._save_login(request, _object(response.get("auth")), "login")
@@ -240,57 +302,74 @@ class VaultProvider(Provider):
                           f"ttl {ttl}s, policies {', '.join(doc['policies'])}")
         return doc
 
-    def _login_body(self, auth: str, request) -> dict:
-        c = self.config
+    def _login_call(self, vault: Vault, auth: str, mount: str, request):
+        """hvac's login method for ``auth`` and its arguments (the secrets read here)."""
+        c, methods = self.config, vault.client.auth
         if auth == "approle":
-            role_id = c.get("role_id") or (
-                _read_file(c["role_id_file"], "approle role_id_file") if c.get("role_id_file") else None)
+            role_id = self._secret(request, "role_id")
             if not role_id:
-                raise ConfigError("missing setting [vault] role_id (or role_id_file) for auth = approle")
-            body = {"role_id": role_id}
-            secret_id = _secret_from(c, "secret_id", "approle secret ID", request)
-            if secret_id is not None:
-                body["secret_id"] = secret_id
-            return body
+                raise ConfigError("missing setting [vault] role_id for auth = approle",
+                                  hint=f"the role ID, or where it is kept: {REF}")
+            secret_id = self._secret(request, "secret_id")  # None: a role without one
+            return methods.approle.login, dict(role_id=role_id, secret_id=secret_id,
+                                               mount_point=mount)
         if auth in ("userpass", "ldap"):
             username = c.require("username")
-            password = _secret_from(c, "password", f"{auth} password", request, unset_ok=True)
+            found = secretref.find(c, "password", SECRETS["password"].aliases)
+            password = (secretref.read(request, found, f"{auth} password", missing_ok=True,
+                                       clear=secretref.ENVIRONMENT) if found else None)
             if password is None:
-                password = self._prompt_password(request, auth, username)
-            return {"password": password}
+                password = self._prompt_password(request, auth, username, found)
+            if auth == "userpass":  # hvac puts the user name in the path as it is
+                return methods.userpass.login, dict(username=_quote(username),
+                                                    password=password, mount_point=mount)
+            return methods.ldap.login, dict(username=username, password=password,
+                                            mount_point=mount)
         if auth in ("jwt", "kubernetes"):
-            path = c.get("jwt_file") or (KUBERNETES_TOKEN if auth == "kubernetes" else None)
-            if not path:
-                raise ConfigError("missing setting [vault] jwt_file for auth = jwt",
-                                  hint="the file holding the JWT, e.g. a CI job token")
-            token = _read_file(path, f"{auth} jwt_file")
-            request.log.secret(token)
+            token = self._secret(request, "jwt", f"{auth} JWT")
+            if token is None and auth == "kubernetes":
+                token = secretref.value_of(request, f"file:{KUBERNETES_TOKEN}", "kubernetes JWT",
+                                           "the service account token, the default of [vault] jwt")
+            if token is None:
+                raise ConfigError("missing setting [vault] jwt for auth = jwt",
+                                  hint='where the JWT is kept, e.g. jwt = '
+                                  '"file:/run/secrets/ci.jwt" or "env:CI_JOB_JWT"')
             role = c.get("role")
-            if auth == "kubernetes" and not role:
-                raise ConfigError("missing setting [vault] role for auth = kubernetes")
-            return {"jwt": token, **({"role": role} if role else {})}
+            if auth == "kubernetes":
+                if not role:
+                    raise ConfigError("missing setting [vault] role for auth = kubernetes")
+                return methods.kubernetes.login, dict(role=role, jwt=token, mount_point=mount)
+            return methods.jwt.jwt_login, dict(role=role or "", jwt=token, path=mount)
         if auth == "cert":
             if not c.get("client_cert") or not c.get("client_key"):
                 raise ConfigError("auth = cert needs [vault] client_cert and client_key",
                                   hint="or VAULT_CLIENT_CERT and VAULT_CLIENT_KEY")
             if not c["address"].startswith("https://"):
-                raise ConfigError("auth = cert needs an https:// address (a TLS client certificate)")
-            return {"name": c["role"]} if c.get("role") else {}
+                raise ConfigError("auth = cert needs an https:// address (a TLS client "
+                                  "certificate)")
+            for name in ("client_cert", "client_key"):  # hvac would raise FileNotFoundError
+                if not os.path.isfile(c[name]):
+                    raise ConfigError(f"TLS file not found: {c[name]} ({c.source(name)})")
+            # The certificate is presented by the session's TLS context (credhelper.net);
+            # hvac only checks that the files exist.
+            return methods.cert.login, dict(name=c.get("role") or "", cert_pem=c["client_cert"],
+                                            key_pem=c["client_key"], mount_point=mount)
         raise ConfigError(f"unknown auth method {auth!r}")
 
-    def _prompt_password(self, request, auth: str, username: str) -> str:
-        hint = ("run `credhelper-vault login` in a terminal, or set [vault] password_env "
-                "or password_file for unattended use")
+    def _prompt_password(self, request, auth: str, username: str,
+                         found: secretref.Found | None) -> str:
+        hint = ("run `credhelper-vault login` in a terminal, or set [vault] password "
+                f"({REF}) for unattended use")
         what = f"Vault {auth} login for {username!r} needs a password"
-        if self.config.get("password_env"):
-            what += f" ({self.config['password_env']} is not set)"
+        if found is not None and found.ref.kind == secretref.ENV:
+            what += f" ({found.ref.target} is not set)"
         request.require_interactive(what, hint)
         question = f"Vault {auth} password for {username}"
         if request.stdin_is_tty:
             import getpass  # prompts on the terminal (/dev/tty), never on stdout
 
             try:
-                password = getpass.getpass(question + ": ")
+                password: str | None = getpass.getpass(question + ": ")
             except (EOFError, OSError):
                 raise LoginRequired("no password was entered", hint) from None
         else:  # run by the app: nobody reads stderr, so ask in a desktop dialog
@@ -306,7 +385,7 @@ class VaultProvider(Provider):
         request.log.secret(password)
         return password
 
-    def _read(self, vault: "Vault", target: str, request) -> Credential:
+    def _read(self, vault: Vault, target: str, request) -> Credential:
         c = self.config
         now = request.now()
         details = {"source": self.describe(), "auth": c["auth"]}
@@ -314,8 +393,8 @@ class VaultProvider(Provider):
             details["token_accessor"] = vault.accessor_hint
         if target == "identity_token":
             name = c["identity_token"]
-            body = vault.call("GET", f"identity/oidc/token/{_quote(name, safe='')}",
-                              f"identity token role {name!r}")
+            body = vault.call(f"identity token role {name!r}",
+                              vault.client.secrets.identity.generate_signed_id_token, name=name)
             token = _object(body.get("data")).get("token")
             if not isinstance(token, str) or not token:
                 raise AccessDenied(f"Vault returned no identity token for role {name!r}")
@@ -326,13 +405,14 @@ class VaultProvider(Provider):
                 expires_in=_seconds(_object(body.get("data")).get("ttl")))
             return Credential(token, expires_at, details=details)
 
+        data: object
         if target == "secret":
             data, where, extra = self._read_kv(vault, request)
             expires_at = now + (c.get("max_age") or DEFAULT_STATIC_AGE)
             details.update(extra)
         else:
             where = c["path"].strip("/")
-            body = vault.call("GET", _quote(where), f"{where}")
+            body = vault.call(where, vault.client.read, _quote(where))
             data = body.get("data")
             lease = _seconds(body.get("lease_duration"))
             if lease:
@@ -349,37 +429,42 @@ class VaultProvider(Provider):
         request.log.secret(token)
         return Credential(token, expires_at, details=details)
 
-    def _read_kv(self, vault: "Vault", request) -> tuple[dict, str, dict]:
+    def _read_kv(self, vault: Vault, request) -> tuple[object, str, dict]:
         c = self.config
         secret = c["secret"].strip("/")
         version = c.get("kv_version") or 0
         if version:
             mount = (c.get("kv_mount") or secret.split("/", 1)[0]).strip("/")
             if not (secret + "/").startswith(mount + "/"):
-                raise ConfigError(f"{c.source('kv_mount')}: secret {secret!r} is not under kv_mount {mount!r}")
+                raise ConfigError(f"{c.source('kv_mount')}: secret {secret!r} is not under "
+                                  f"kv_mount {mount!r}")
         else:
             mount, version = self._detect_kv(vault, secret)
         rest = secret[len(mount):].strip("/")
         if not rest:
             raise ConfigError(f"{c.source('secret')}: {secret!r} names the KV mount {mount!r}, "
                               "not a secret in it", hint='for example: secret = "secret/gateway"')
+        kv = vault.client.secrets.kv
         if version == 2:
-            where = f"{mount}/data/{rest}"
-            params = {"version": c["version"]} if c.get("version") else None
-            body = vault.call("GET", _quote(where), f"KV v2 secret {secret}", params=params)
+            body = vault.call(f"KV v2 secret {secret}", kv.v2.read_secret_version, path=rest,
+                              version=c.get("version") or None, mount_point=mount,
+                              raise_on_deleted_version=True)
             outer = _object(body.get("data"))
             meta = _object(outer.get("metadata"))
             if meta.get("deletion_time") or meta.get("destroyed"):
-                raise AccessDenied(f"KV v2 secret {secret} version {meta.get('version')} is deleted")
+                raise AccessDenied(f"KV v2 secret {secret} version {meta.get('version')} is "
+                                   "deleted")
             return outer.get("data"), secret, {"kv_version": 2, "version": meta.get("version")}
         if c.get("version"):
             raise ConfigError(f"{c.source('version')}: KV v1 secrets have no versions")
-        body = vault.call("GET", _quote(f"{mount}/{rest}"), f"KV v1 secret {secret}")
+        body = vault.call(f"KV v1 secret {secret}", kv.v1.read_secret, path=rest, mount_point=mount)
         return body.get("data"), secret, {"kv_version": 1}
 
-    def _detect_kv(self, vault: "Vault", secret: str) -> tuple[str, int]:
-        """Mount and KV version of ``secret``, as the Vault CLI finds them."""
-        body = vault.call("GET", f"sys/internal/ui/mounts/{_quote(secret)}", f"the mount of {secret}")
+    def _detect_kv(self, vault: Vault, secret: str) -> tuple[str, int]:
+        """Mount and KV version of ``secret``, as the Vault CLI finds them (the one read
+        hvac has no method for: it goes through hvac's adapter all the same)."""
+        body = vault.call(f"the mount of {secret}", vault.client.adapter.get,
+                          f"/v1/sys/internal/ui/mounts/{_quote(secret)}")
         data = _object(body.get("data"))
         mount = (_text(data.get("path")) or "").strip("/")
         if data.get("type") not in ("kv", "generic") or not mount:
@@ -388,8 +473,9 @@ class VaultProvider(Provider):
                 f"(mount {mount or '?'!r} is {data.get('type') or 'unknown'})",
                 hint="for other secrets engines use [vault] path instead of secret",
             )
-        if self.config.get("namespace") and mount.startswith(self.config["namespace"].strip("/") + "/"):
-            mount = mount[len(self.config["namespace"].strip("/")) + 1:]
+        namespace = (self.config.get("namespace") or "").strip("/")
+        if namespace and mount.startswith(namespace + "/"):
+            mount = mount[len(namespace) + 1:]
         version = str(_object(data.get("options")).get("version") or "1")
         return mount, 2 if version == "2" else 1
 
@@ -399,7 +485,8 @@ class VaultProvider(Provider):
         if self.config["auth"] == "token":
             raise ConfigError(
                 "auth = token has no sign-in of its own",
-                hint="sign in with `bao login` / `vault login` (writes ~/.vault-token) or set VAULT_TOKEN",
+                hint="sign in with `bao login` / `vault login` (writes ~/.vault-token) or set "
+                "VAULT_TOKEN",
             )
         vault = Vault(self.config, request)
         self._login(vault, request)
@@ -412,24 +499,31 @@ class VaultProvider(Provider):
             vault = Vault(self.config, request)
             vault.set_token(state["token"], state.get("expires_at"))
             try:
-                vault.call("POST", "auth/token/revoke-self", "revoke the Vault token", json={})
+                vault.call("revoke the Vault token", vault.client.auth.token.revoke_self)
             except (_Refused, BackendUnavailable, AccessDenied) as exc:
                 request.log.warning(f"could not revoke the Vault token: {_message(exc)}")
         request.state.delete(name)
 
-    def _token_for_status(self, vault: "Vault", request) -> str | None:
+    def _token_for_status(self, vault: Vault, request) -> str | None:
         if self.config["auth"] == "token":
             try:
                 vault.set_token(self._static_token(request), None)
-            except (LoginRequired, ConfigError):
+            except (LoginRequired, ConfigError, BackendUnavailable):
                 return None
-            return "VAULT_TOKEN" if self.config.get("token") else self.config["token_file"]
+            found = secretref.find(self.config, "token")
+            if found is None:
+                return self.config["token_file"]
+            return "VAULT_TOKEN" if found.backend_variable else found.where
         state = request.state.load(self._state_name())
         if not state or not state.get("token"):
             return None
         request.log.secret(state["token"])
         vault.set_token(state["token"], state.get("expires_at"))
         return f"cached {self.config['auth']} login"
+
+    def _lookup(self, vault: Vault) -> dict:
+        body = vault.call("look up the Vault token", vault.client.auth.token.lookup_self)
+        return _object(body.get("data"))
 
     def status(self, request) -> dict:
         vault = Vault(self.config, request)
@@ -439,7 +533,7 @@ class VaultProvider(Provider):
                     else "none: set VAULT_TOKEN or run `bao login`"}
         facts = {"vault token": origin}
         try:
-            data = vault.call("GET", "auth/token/lookup-self", "look up the Vault token").get("data") or {}
+            data = self._lookup(vault)
         except (_Refused, AccessDenied, BackendUnavailable) as exc:
             facts["token problem"] = _message(exc)
             return facts
@@ -452,13 +546,17 @@ class VaultProvider(Provider):
             self._target()
         except ConfigError as exc:
             checks.append(("fail", "vault target", exc.message))
+        # Where each secret of this auth method comes from; deprecated settings.
+        checks += secretref.checks(request, self.config,
+                                   [SECRETS[n] for n in SECRETS_OF.get(self.config["auth"], ())])
         vault = Vault(self.config, request)
         try:  # reachability and TLS are doctor's generic checks; here: what Vault says
             health = vault.health()
         except BackendUnavailable as exc:
             return checks + [("fail", "vault reachable", exc.message)]
         if health.get("sealed"):
-            checks.append(("fail", "vault seal", "the server is sealed: an operator must unseal it"))
+            checks.append(("fail", "vault seal",
+                           "the server is sealed: an operator must unseal it"))
         elif not health.get("initialized", True):
             checks.append(("fail", "vault seal", "the server is not initialized"))
         else:
@@ -472,16 +570,18 @@ class VaultProvider(Provider):
                            else "no VAULT_TOKEN and no token file"))
             return checks
         try:
-            data = vault.call("GET", "auth/token/lookup-self", "look up the Vault token").get("data") or {}
+            data = self._lookup(vault)
         except (_Refused, AccessDenied, BackendUnavailable) as exc:
             checks.append(("fail", "vault token", f"{origin}: {_message(exc)}"))
             return checks
         facts = _token_facts(data)
-        checks.append(("ok", "vault token", f"{origin}: " + ", ".join(f"{k} {v}" for k, v in facts.items())))
+        checks.append(("ok", "vault token",
+                       f"{origin}: " + ", ".join(f"{k} {v}" for k, v in facts.items())))
         ttl = data.get("ttl") or 0
         if ttl and ttl < 3600 and self._target_or_none() == "path":
             checks.append(("warn", "vault token ttl",
-                           f"{ttl}s: dynamic leases end with the token, so credentials live at most that long"))
+                           f"{ttl}s: dynamic leases end with the token, so credentials live "
+                           "at most that long"))
         return checks
 
     def _target_or_none(self) -> str | None:
@@ -503,9 +603,9 @@ class _Refused(Exception):
 
 
 class Vault:
-    """One hvac client for one run: TLS as configured, every call bounded by the deadline
-    and retried by the one rule of ``credhelper.net``, every failure mapped to a contract
-    error."""
+    """One hvac client for one run: TLS as configured, every request bounded by the
+    deadline and retried by the one rule of ``credhelper.net`` (in the hvac adapter), every
+    failure mapped to a contract error (``_error``)."""
 
     def __init__(self, config, request):
         import hvac
@@ -514,37 +614,46 @@ class Vault:
         self.address = config["address"]
         self.token_expires_at: float | None = None
         self.accessor_hint: str | None = None
+        # What the call under way is, for the adapter's retry rule and messages.
+        self.what, self.idempotent = "", True
         # Plain http (loopback only) needs no TLS file, so a stale one is no error there.
         https = self.address.startswith("https://")
         ca, cert, key = (config.get(k) if https else None
                          for k in ("ca_cert", "client_cert", "client_key"))
-        session = request.session(ca, cert, key, source=config.source("ca_cert") if ca else "ca_cert")
+        session = request.session(ca, cert, key,
+                                  source=config.source("ca_cert") if ca else "ca_cert")
         self.client = hvac.Client(
             url=self.address,
             token="",  # not None: hvac would read VAULT_TOKEN / ~/.vault-token on its own
             namespace=config.get("namespace"),
             session=session,
             timeout=max(0.1, request.deadline - request.monotonic()),
-            adapter=hvac.adapters.RawAdapter,
+            adapter=_adapter_class(),
         )
+        self.client.adapter.vault = self
 
     def set_token(self, token: str | None, expires_at: float | None) -> None:
         self.client.token = token
         self.token_expires_at = expires_at
 
     def health(self) -> dict:
-        response = self._send("GET", "sys/health", "health check", {
-            "params": {"standbyok": "true", "sealedcode": "200", "uninitcode": "200",
-                       "perfstandbyok": "true"}})
+        response = self._send("health check", self.client.sys.read_health_status, (), {
+            "method": "GET", "standby_ok": True, "sealed_code": 200, "uninit_code": 200,
+            "performance_standby_code": 200}, login=False)
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
             return {}
+        return body if isinstance(body, dict) else {}
 
-    def call(self, method: str, path: str, what: str, login: bool = False, **kwargs) -> dict:
-        """JSON body of a successful call; raises a contract error (or _Refused) otherwise.
-        A login is the one POST that is not idempotent (a one-use secret ID)."""
-        response = self._send(method, path, what, kwargs, idempotent=not login)
+    def call(self, what: str, fn, *args, login: bool = False, **kwargs) -> dict:
+        """The JSON body of hvac API call ``fn(*args, **kwargs)``; raises a contract error
+        (or _Refused) otherwise. A login is the one POST that is not idempotent (a one-use
+        secret ID)."""
+        response = self._send(what, fn, args, kwargs, login)
+        if response is None:  # hvac's read() answers a 404 so
+            raise AccessDenied(f"no such path in Vault: {what}",
+                               hint="check [vault] secret / path / identity_token, and namespace")
         if response.status_code == 204:
             return {}
         try:
@@ -559,54 +668,103 @@ class Vault:
             self.log.debug(f"Vault warning on {what}: {warning}")
         return body
 
-    def _send(self, method: str, path: str, what: str, kwargs: dict, idempotent: bool = True):
-        retry = net.Retry(self.request, idempotent=idempotent)
-        while True:
-            timeout = self.request.remaining()
-            try:
-                response = self.client.adapter.request(
-                    method, f"/v1/{path}", raise_exception=False, timeout=timeout, **kwargs)
-            except Exception as exc:
-                error = net.failure(exc, self.address, name="Vault", what=what,
-                                    ca_setting="[vault] ca_cert (or VAULT_CACERT)",
-                                    address_setting="[vault] address (or VAULT_ADDR)")
-                if error is None:
-                    raise
-                raise error from None
-            status = response.status_code
-            if status < 400:
-                return response
-            # A sealed Vault stays sealed until an operator acts: no use waiting for it.
-            if not _sealed(status, response) and retry.again(
-                    status, response.headers.get("Retry-After"),
-                    f"Vault answered {what} with HTTP {status}", method):
-                continue
-            raise self._error(status, response, path, what, retry)
+    def _send(self, what: str, fn, args: tuple, kwargs: dict, login: bool):
+        """Run one hvac call; hvac's exceptions and transport failures become contract
+        errors here, and only here."""
+        import hvac.exceptions
 
-    def _error(self, status: int, response, path: str, what: str, retry: net.Retry):
-        errors, request_id = _errors_of(response)
+        self.what, self.idempotent = what, not login
+        try:
+            return fn(*args, **kwargs)
+        except hvac.exceptions.VaultError as exc:
+            raise self._error(exc, what, login) from None
+        except CredhelperError:
+            raise  # the deadline (request.remaining), or an unreadable TLS file
+        except Exception as exc:
+            error = net.failure(exc, self.address, name="Vault", what=what,
+                                ca_setting="[vault] ca_cert (or VAULT_CACERT)",
+                                address_setting="[vault] address (or VAULT_ADDR)")
+            if error is None:
+                raise
+            raise error from None
+
+    def _error(self, exc, what: str, login: bool):
+        """The contract error for hvac's exception ``exc`` (the adapter hands it the
+        answer and the retry state): 4 for a sealed or failing server, 5 for a refusal."""
+        import hvac.exceptions as hx
+
+        response, retry = getattr(exc, "response", None), getattr(exc, "retry", None)
+        status = response.status_code if response is not None else 0
+        if response is not None:
+            errors, request_id = _errors_of(response)
+        else:  # raised by hvac itself, before any request
+            errors, request_id = [str(exc.args[0]) if exc.args else exc.__class__.__name__], None
         said = "; ".join(errors)[:300] or f"HTTP {status}"
         said += f" (request id {request_id})" if request_id else ""
-        login = path.startswith("auth/") and "/login" in path
-        if _sealed(status, response):
+        path = _path_of(exc.url or "", self.address)
+        if isinstance(exc, hx.VaultDown) and _sealed(status, response):
             return BackendUnavailable(f"Vault at {self.address} is sealed",
                                       hint="an operator must unseal it; a cached credential is "
                                       "served meanwhile while it stays valid")
-        if status >= 500 or status == 429:
+        if isinstance(exc, (hx.RateLimitExceeded, hx.InternalServerError, hx.VaultNotInitialized,
+                            hx.BadGateway, hx.VaultDown)) or status >= 500:
             said = said if said.startswith("HTTP ") else f"HTTP {status}: {said}"
-            return retry.error(f"Vault could not serve {what}: {said}")
+            message = f"Vault could not serve {what}: {said}"
+            return retry.error(message) if retry is not None else BackendUnavailable(message)
         if login:
-            return AccessDenied(f"Vault refused the {what} at {path.rsplit('/login', 1)[0]}: {said}",
-                                hint="check the role, credentials and mount of the [vault] auth method")
-        if status == 403:
+            return AccessDenied(
+                f"Vault refused the {what} at {path.rsplit('/login', 1)[0]}: {said}",
+                hint="check the role, credentials and mount of the [vault] auth method")
+        if isinstance(exc, hx.Forbidden):
             return _Refused(AccessDenied(
                 f"permission denied by Vault for {what} ({path}): {said}",
                 hint="the token was revoked or its policies do not allow this read; "
                 "`credhelper-vault status` shows the token's policies"))
-        if status == 404:
+        if isinstance(exc, hx.InvalidPath):
             return AccessDenied(f"no such path in Vault: {what} ({path}): {said}",
                                 hint="check [vault] secret / path / identity_token, and namespace")
         return AccessDenied(f"Vault refused {what} ({path}): {said}")
+
+
+def _adapter_class():
+    """hvac's RawAdapter, made to keep the contract for every request it sends: the time
+    left before the run's deadline as its timeout, answers the retry rule of
+    ``credhelper.net`` retries sent again (a sealed server is not), and every other
+    answer of 400 or more raised as hvac's exception for its status (with the answer and
+    the retry state attached, for ``Vault._error``). Answers are returned raw (the
+    caller reads their JSON), and login tokens are never taken from them by hvac."""
+    from hvac.adapters import RawAdapter
+    from hvac.exceptions import VaultError
+    from hvac.utils import raise_for_error
+
+    class Adapter(RawAdapter):
+        vault: Vault | None = None
+
+        def request(self, method, url, headers=None, raise_exception=True, **kwargs):
+            vault = self.vault
+            retry = net.Retry(vault.request, idempotent=vault.idempotent)
+            while True:
+                kwargs["timeout"] = vault.request.remaining()
+                response = super().request(method, url, headers=dict(headers or {}),
+                                           raise_exception=False, **kwargs)
+                status = response.status_code
+                if status < 400:
+                    return response
+                if not _sealed(status, response) and retry.again(
+                        status, response.headers.get("Retry-After"),
+                        f"Vault answered {vault.what} with HTTP {status}", method):
+                    continue
+                # hvac's exception for the status, from the errors read as _errors_of
+                # reads them (hvac's own reading fails on answers of another shape).
+                errors = _errors_of(response)[0]
+                try:
+                    raise_for_error(method, response.url or url, status,
+                                    None if errors else f"HTTP {status}", errors=errors or None)
+                except VaultError as exc:
+                    exc.response, exc.retry = response, retry
+                    raise
+
+    return Adapter
 
 
 def _sealed(status: int, response) -> bool:
@@ -614,42 +772,6 @@ def _sealed(status: int, response) -> bool:
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def _secret_from(c, prefix: str, what: str, request, unset_ok: bool = False) -> str | None:
-    """A login secret from ``<prefix>_file`` or the variable named by ``<prefix>_env``.
-
-    None when neither is configured, or (with ``unset_ok``) when the variable is unset,
-    so that the caller may ask a person instead."""
-    if c.get(f"{prefix}_file"):
-        value = _read_file(c[f"{prefix}_file"], f"{what} file")
-    elif c.get(f"{prefix}_env"):
-        variable = c[f"{prefix}_env"]
-        value = (request.env.get(variable) or "").strip()
-        if not value:
-            if unset_ok:
-                return None
-            raise ConfigError(f"the {what} variable {variable} is not set ({c.source(prefix + '_env')})",
-                              hint=f"set {variable}, or [vault] {prefix}_file")
-    else:
-        return None
-    request.log.secret(value)
-    return value
-
-
-def _read_file(path: str, what: str) -> str:
-    path = os.path.expanduser(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = f.read().strip()
-    except FileNotFoundError:
-        raise ConfigError(f"the {what} {path} does not exist",
-                          hint="check the path, and that whatever writes the file has run") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the {what} {path}: {_os_reason(exc)}") from None
-    if not value:
-        raise ConfigError(f"the {what} {path} is empty")
-    return value
 
 
 def _pick_field(data: dict, field: str | None, where: str, source: str) -> str:
@@ -675,7 +797,7 @@ def _token_facts(data: dict) -> dict:
     facts = {
         "accessor": data.get("accessor"),
         "display name": data.get("display_name"),
-        "policies": ", ".join(data.get("policies") or []) or "(none)",
+        "policies": ", ".join(_texts(data.get("policies"))) or "(none)",
         "ttl": f"{data.get('ttl')}s" if data.get("ttl") else "never expires",
         "renewable": "yes" if data.get("renewable") else "no",
     }
@@ -687,6 +809,8 @@ def _token_facts(data: dict) -> dict:
 
 
 def _errors_of(response) -> tuple[list[str], str | None]:
+    if response is None:
+        return [], None
     try:
         body = response.json()
     except ValueError:
@@ -697,6 +821,17 @@ def _errors_of(response) -> tuple[list[str], str | None]:
     errors = [e.replace("\n", " ") for e in _texts(body.get("errors"))]
     request_id = _text(body.get("request_id")) or response.headers.get("X-Vault-Request-Id")
     return errors, request_id
+
+
+def _path_of(url: str, address: str) -> str:
+    """The Vault path of a request URL (``secret/data/gateway``), for messages."""
+    from urllib.parse import unquote, urlsplit
+
+    path = urlsplit(url).path
+    base = urlsplit(address).path.rstrip("/")
+    if base and path.startswith(base):
+        path = path[len(base):]
+    return unquote(path.lstrip("/").removeprefix("v1/"))
 
 
 # What Vault answers is read through these: a broken or newer server that sends another
@@ -732,7 +867,3 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, _Refused):
         return exc.error.message
     return getattr(exc, "message", None) or exc.__class__.__name__
-
-
-def _os_reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc.__class__.__name__
