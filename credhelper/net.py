@@ -133,7 +133,7 @@ class Overloaded(Exception):
         self.method = getattr(response.request, "method", None) or "POST"
 
 
-def _flag_overload(response: requests.Response, *args: object,
+def flag_overload(response: requests.Response, *args: object,
                    **kwargs: object) -> requests.Response:
     if response.status_code in RETRY_STATUS:
         response.content  # noqa: B018 - read now (capped): the connection goes back to the pool
@@ -253,7 +253,7 @@ def session(ca_cert: str | None = None, client_cert: str | None = None,
     sess.mount("https://", adapter)
     sess.mount("http://", adapter)
     if overload:
-        sess.hooks["response"].append(_flag_overload)
+        sess.hooks["response"].append(flag_overload)
     return sess
 
 

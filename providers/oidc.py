@@ -103,11 +103,12 @@ class OidcProvider(Provider):
     def _session(self, request, secret: str | None):
         from authlib.integrations.requests_client import OAuth2Session
 
-        return request.session(
+        sess = request.session(
             self.config.get("ca_cert"), base=OAuth2Session, overload=True,
             client_id=self.config["client_id"], client_secret=secret,
             token_endpoint_auth_method="client_secret_basic" if secret else "none",
         )
+        return sess
 
     def _timeout(self, request) -> float:
         return min(request.remaining(), MAX_CALL)
@@ -130,6 +131,8 @@ class OidcProvider(Provider):
             except requests.exceptions.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else 0
                 raise AccessDenied(f"{issuer} refused {what} (HTTP {status})") from None
+            except NotAToken:
+                raise
             except Exception as exc:
                 raise self._network_error(exc) from None
 
@@ -166,11 +169,20 @@ class OidcProvider(Provider):
 
         try:
             token = self._call(request, f"the {params.get('grant_type', 'token')} request",
-                               sess.fetch_token, url, **params)
+                               sess.fetch_token, url, hooks=TOKEN_HOOKS, **params)
         except OAuthError as exc:
             raise oauth_error(exc.error, exc.description, self.config["issuer"],
                               self._login_hint(), during) from None
+        except NotAToken:
+            raise self._not_a_token(params.get("grant_type", "token")) from None
         return remember_token_secrets(request, dict(token))
+
+    def _not_a_token(self, what: str) -> BackendUnavailable:
+        """A token endpoint that answered something other than a JSON object (an HTML
+        error page from a proxy, an empty body): the provider is not usable right now."""
+        return BackendUnavailable(f"{self.config['issuer']} answered the {what} request with "
+                                  "something that is not a token (not a JSON object)",
+                                  hint="check the issuer and any proxy in between")
 
     def _login_hint(self) -> str:
         return "run `credhelper-oidc login`"
@@ -344,6 +356,7 @@ class OidcProvider(Provider):
                 self._sent_at = request.now()
                 token = sess.fetch_token(url, grant_type=DEVICE_GRANT,
                                          device_code=started["device_code"],
+                                         hooks=TOKEN_HOOKS,
                                          timeout=min(max(0.5, request.login_deadline - request.monotonic()),
                                                      MAX_CALL),
                                          **self._extra())
@@ -358,6 +371,8 @@ class OidcProvider(Provider):
                 request.log.debug(f"{self.config['issuer']} answered HTTP {exc.status} "
                                   "while polling")
                 interval = max(interval, min(wait or 0, POLL_INTERVAL[1]))
+            except NotAToken:
+                raise self._not_a_token("device code") from None
             except Exception as exc:
                 raise self._network_error(exc) from None
             else:
@@ -485,3 +500,33 @@ def _has_desktop(env) -> bool:
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+class NotAToken(Exception):
+    """A token endpoint's answer that authlib would choke on (not a JSON object, or an
+    ``expires_in`` that is no number): raised by a response hook before authlib reads it."""
+
+
+def _check_token_answer(response, *args, **kwargs):
+    """requests response hook of token requests: the answer must be a JSON object whose
+    lifetime fields, when present, are numbers (authlib would raise ValueError or
+    TypeError); a 4xx without one is a plain refusal."""
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        if 400 <= response.status_code < 500:
+            response.raise_for_status()  # a refusal without an OAuth error body
+        raise NotAToken()
+    for name in ("expires_in", "expires_at"):
+        value = doc.get(name)
+        if value is not None and not (isinstance(value, (int, float))
+                                      and not isinstance(value, bool)
+                                      or isinstance(value, str) and value.isdigit()):
+            raise NotAToken()
+    return response
+
+
+# Per-request hooks replace the session's: the retry rule's flag comes first, as there.
+TOKEN_HOOKS = {"response": [net.flag_overload, _check_token_answer]}
