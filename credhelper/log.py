@@ -33,7 +33,8 @@ class Log:
 
     @staticmethod
     def redact(text: str) -> str:
-        for value in _secrets:
+        # Longest first: a short secret inside a longer one must not break its masking.
+        for value in sorted(_secrets, key=len, reverse=True):
             if value in text:
                 text = text.replace(value, "***")
         return text

@@ -78,3 +78,13 @@ def test_a_clear_client_secret_is_flagged_not_shown(cached):
     text = json.dumps(report)
     assert "canary-client-secret-in-clear" not in text
     assert "clear" in text.lower()  # doctor says the secret sits in clear, not what it is
+
+
+def test_a_short_secret_inside_a_longer_one_never_unmasks_it():
+    from credhelper.log import Log
+
+    log = Log("test")
+    log.secret("role-42")
+    log.secret("prefix-role-42-suffix-canary-long")
+    text = log.redact("token prefix-role-42-suffix-canary-long and role-42")
+    assert "canary" not in text and "suffix" not in text and "role-42" not in text
