@@ -18,7 +18,6 @@ Target: ratio <= 1.2.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -85,11 +84,7 @@ def spread(samples: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args()
-    args.runs = max(5, args.runs)
+    args = benchlib.arguments(__doc__, 15)
     helper = helper_path()
     if not helper:
         raise SystemExit("credhelper-aws is not installed")

@@ -144,3 +144,15 @@ def installed_script(name: str) -> str:
     if not found:
         raise SystemExit(f"{name} is not installed (run scripts/bench, or pip install '.[all]')")
     return found
+
+
+def arguments(doc: str, runs: int):
+    """The options every benchmark takes: ``--runs`` (at least 5) and ``--json``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    args.runs = max(5, args.runs)
+    return args

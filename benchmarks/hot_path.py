@@ -14,7 +14,6 @@ p10-p90); ``--json`` also writes the figures for run_all.py.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -51,11 +50,8 @@ def hit_label(n: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args()
-    runs = max(5, args.runs)
+    args = benchlib.arguments(__doc__, 40)
+    runs = args.runs
     bindir = os.path.dirname(sys.executable)
     helper = shutil.which("credhelper-keyring", path=bindir) or shutil.which("credhelper-keyring")
     umbrella = shutil.which("credhelper", path=bindir) or shutil.which("credhelper")

@@ -25,7 +25,6 @@ for run_all.py.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -45,11 +44,8 @@ WARMUP = 2
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args()
-    runs = max(5, args.runs)
+    args = benchlib.arguments(__doc__, 40)
+    runs = args.runs
     helper = helper_path()
     line = VALUE.encode() + b"\n"
 

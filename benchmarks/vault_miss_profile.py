@@ -24,7 +24,6 @@ Prints markdown; ``--json`` also writes the figures for run_all.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -178,11 +177,8 @@ def group_of(top: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args()
-    runs = max(5, args.runs)
+    args = benchlib.arguments(__doc__, 20)
+    runs = args.runs
     helper, bao = helper_path(), bao_binary()
     work = tempfile.mkdtemp(prefix="vault-miss-")
     server = OpenBao(os.path.join(work, "bao"), audit=True).start()

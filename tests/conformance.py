@@ -91,6 +91,17 @@ def _entry(backend: Harness, env: dict) -> dict:
     return current
 
 
+def _run_against_a_hung_backend(backend: Harness, settings: dict) -> float:
+    """Seconds a run took against a backend that accepts and never answers (exit 4)."""
+    with Silent() as url:
+        env = {**backend.address_env(backend.ok(), url), **settings}
+        started = time.monotonic()
+        p = run(backend.script, env)
+        took = time.monotonic() - started
+    assert_failure(p, 4)
+    return took
+
+
 class ContractTests:
     """Mixed into each backend's ``TestContract``; needs a ``backend`` fixture."""
 
@@ -141,21 +152,11 @@ class ContractTests:
         assert time.monotonic() - started < 9  # a refused connection is not waited out
 
     def test_a_hung_backend_ends_at_the_deadline(self, backend):
-        with Silent() as url:
-            env = {**backend.address_env(backend.ok(), url), "CREDHELPER_DEFAULTS_TIMEOUT": "2s"}
-            started = time.monotonic()
-            p = run(backend.script, env)
-            took = time.monotonic() - started
-        assert_failure(p, 4)
+        took = _run_against_a_hung_backend(backend, {"CREDHELPER_DEFAULTS_TIMEOUT": "2s"})
         assert took < 2 + 1 + 2, took  # the deadline, the watchdog's second, start-up
 
     def test_a_hung_backend_ends_before_the_app_kills_the_run(self, backend):
-        with Silent() as url:
-            env = {**backend.address_env(backend.ok(), url), "CREDHELPER_DEFAULTS_APP_TIMEOUT": "5s"}
-            started = time.monotonic()
-            p = run(backend.script, env)
-            took = time.monotonic() - started
-        assert_failure(p, 4)
+        took = _run_against_a_hung_backend(backend, {"CREDHELPER_DEFAULTS_APP_TIMEOUT": "5s"})
         assert took < 5 - 2 + 0.5, took
 
     def test_a_background_run_never_asks_a_person(self, backend):
