@@ -23,8 +23,8 @@ import re
 import time
 
 from credhelper import net, secretref
-from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.clock import skew_verdict
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 from credhelper.providers import aws_verify
 
@@ -77,7 +77,8 @@ class AwsProvider(Provider):
                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONFIG_FILE",
                     "AWS_SHARED_CREDENTIALS_FILE")
     settings = (
-        Setting("profile", env=("AWS_PROFILE",), help="AWS profile (~/.aws/config); default: the chain's"),
+        Setting("profile", env=("AWS_PROFILE",),
+                help="AWS profile (~/.aws/config); default: the chain's"),
         Setting("region", env=("AWS_REGION", "AWS_DEFAULT_REGION"),
                 help=f"AWS region; default: the profile's, else {DEFAULT_REGION}"),
         Setting("mode", "choice", "presigned-identity", choices=MODES,
@@ -137,6 +138,7 @@ class AwsProvider(Provider):
         keys = aws.credentials()
         details = {"source": self.describe(), "mode": mode, "region": aws.region,
                    "credentials": keys.method}
+        expires_at: float | None
         if mode == "presigned-identity":
             identity = aws.caller_identity(keys) if self.config["verify"] else None
             token, expires_at = aws.presign(keys, self.config["audience"][0],
@@ -159,7 +161,8 @@ class AwsProvider(Provider):
         if mode in ("presigned-identity", "web-identity-token"):
             c.require("audience")
         if mode == "presigned-identity" and len(c["audience"]) != 1:
-            raise ConfigError(f"{c.source('audience')}: presigned-identity takes exactly one audience")
+            raise ConfigError(
+                f"{c.source('audience')}: presigned-identity takes exactly one audience")
         if mode == "secretsmanager":
             c.require("secret_id")
         _bounded(c, "presign_lifetime", 60, aws_verify.MAX_LIFETIME)
@@ -199,7 +202,8 @@ class AwsProvider(Provider):
             checks.append(("ok", "region", aws.region))
             checks.append(("ok", "endpoint", aws.endpoint_url or "AWS default"))
             keys = aws.credentials()
-            checks.append(("ok", "credentials", f"{keys.method}, access key {_key_id(keys.access_key)}"
+            checks.append(("ok", "credentials",
+                           f"{keys.method}, access key {_key_id(keys.access_key)}"
                            + (f", expire {_iso(keys.expires_at)}" if keys.expires_at else "")))
             identity, skew = aws.caller_identity(keys, with_skew=True)
             checks.append(("ok", "caller", identity["Arn"]))
@@ -377,11 +381,13 @@ class _Aws:
         # treated as not expiring.
         expiry = getattr(creds, "_expiry_time", None)
         keys = _Keys(frozen.access_key, frozen.secret_key, frozen.token,
-                     expiry.timestamp() if hasattr(expiry, "timestamp") else None,
+                     expiry.timestamp()
+                     if expiry is not None and hasattr(expiry, "timestamp") else None,
                      getattr(creds, "method", None) or "unknown",
                      refreshable=isinstance(creds, RefreshableCredentials))
         self._register(keys)
-        self.log.debug(f"AWS credentials from {keys.method} (access key {_key_id(keys.access_key)})")
+        self.log.debug(
+            f"AWS credentials from {keys.method} (access key {_key_id(keys.access_key)})")
         if self.config.get("role_arn"):
             keys = self.assume_role(keys)
         return keys
@@ -394,8 +400,12 @@ class _Aws:
         provider's ``prompter`` and ``cache`` arguments."""
         import os
 
-        from botocore.credentials import (AssumeRoleProvider, CanonicalNameCredentialSourcer,
-                                          EnvProvider, ProfileProviderBuilder)
+        from botocore.credentials import (
+            AssumeRoleProvider,
+            CanonicalNameCredentialSourcer,
+            EnvProvider,
+            ProfileProviderBuilder,
+        )
         from botocore.utils import JSONFileCache
 
         resolver = self.session.get_component("credential_provider")
@@ -441,6 +451,7 @@ class _Aws:
         request = self.request
         request.require_interactive(f"AWS profile {profile!r} needs an MFA code for {serial}", hint)
         self.request = request = request.signing_in()  # a person is waiting: the longer bound
+        text: str | None
         if request.stdin_is_tty:
             self.log.debug(f"asking for the MFA code of {serial} on the terminal")
             text = _read_terminal(prompt)
@@ -451,8 +462,9 @@ class _Aws:
             text = (dialog.ask(f"Enter the MFA code for {serial}", left, request.env)
                     if left >= 5 else None)
             if text is None:
-                raise LoginRequired(f"AWS profile {profile!r} needs an MFA code for {serial}, and "
-                                    "no terminal or desktop dialog can ask for it in this run", hint)
+                raise LoginRequired(
+                    f"AWS profile {profile!r} needs an MFA code for {serial}, and "
+                    "no terminal or desktop dialog can ask for it in this run", hint)
             self.log.debug(f"asked for the MFA code of {serial} in a desktop dialog")
         code = "".join(text.split())
         if not code:
@@ -597,7 +609,8 @@ class _Aws:
             )
         if isinstance(exc, bx.ProfileNotFound):
             return ConfigError(f"AWS profile {profile!r} is not in ~/.aws/config or credentials",
-                               hint="check [aws] profile / AWS_PROFILE (aws configure list-profiles)")
+                               hint="check [aws] profile / AWS_PROFILE "
+                                    "(aws configure list-profiles)")
         if isinstance(exc, bx.NoCredentialsError):
             return AccessDenied("no AWS credentials found",
                                 hint="configure a profile (aws configure, aws configure sso) and "
@@ -616,7 +629,8 @@ class _Aws:
                 # be served), and the cause is this machine's clock, which NTP usually puts
                 # right: a condition that passes, like an outage, not a refusal.
                 return BackendUnavailable(
-                    f"{what} failed: this machine's clock is off ({_skew_of(exc.response, self.request.now())}), "
+                    f"{what} failed: this machine's clock is off "
+                    f"({_skew_of(exc.response, self.request.now())}), "
                     f"so AWS refused the request's time: {code}: {text}".rstrip(": "),
                     hint="fix the system clock (turn on NTP: timedatectl set-ntp true; macOS: "
                     "sudo sntp -sS time.apple.com; Windows: w32tm /resync), then run again")
@@ -637,8 +651,10 @@ class _Aws:
         if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
             return BackendUnavailable(f"{what}: no answer from AWS in time ({name})",
                                       hint="check the network or raise [aws] timeout")
-        if isinstance(exc, bx.SSLError):  # classified as every backend's, by type
-            tls = net.tls_failure(exc, "AWS_CA_BUNDLE (or ca_bundle in ~/.aws/config)")
+        # classified as every backend's, by type (always a TlsFailure for a botocore
+        # SSLError; were it None, the error would be a plain BotoCoreError, below)
+        if isinstance(exc, bx.SSLError) and (tls := net.tls_failure(
+                exc, "AWS_CA_BUNDLE (or ca_bundle in ~/.aws/config)")) is not None:
             endpoint = exc.kwargs.get("endpoint_url") or "AWS"
             return BackendUnavailable(f"{what}: TLS to {endpoint} failed: {tls.reason}",
                                       hint=tls.hint)
@@ -652,14 +668,16 @@ class _Aws:
             if hasattr(bx, n))
         if isinstance(exc, config_errors):
             return ConfigError(f"invalid AWS configuration: {_one_line(exc)}",
-                               hint="check ~/.aws/config, ~/.aws/credentials and the AWS_ variables")
+                               hint="check ~/.aws/config, ~/.aws/credentials "
+                                    "and the AWS_ variables")
         if isinstance(exc, bx.BotoCoreError):
             return BackendUnavailable(f"{what}: {name}: {_one_line(exc)}")
         return exc
 
     def _renew_hint(self) -> str:
         if self.profile:
-            return f"renew the credentials of profile {self.profile!r} (aws sso login --profile {self.profile}, or new keys)"
+            return (f"renew the credentials of profile {self.profile!r} "
+                    f"(aws sso login --profile {self.profile}, or new keys)")
         return "the session token in the environment has expired: get new credentials"
 
     def _refused_hint(self, code: str) -> str:
@@ -723,11 +741,13 @@ def _field(value: str, field: str, secret_id: str) -> str:
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
-        raise AccessDenied(f"secret {secret_id!r} is not a JSON object, so it has no field {field!r}",
+        raise AccessDenied(f"secret {secret_id!r} is not a JSON object, "
+                           f"so it has no field {field!r}",
                            hint="remove [aws] field to print the whole secret")
     if field not in doc:
         keys = ", ".join(sorted(str(k) for k in doc)[:20])
-        raise AccessDenied(f"secret {secret_id!r} has no field {field!r}", hint=f"its fields: {keys}")
+        raise AccessDenied(f"secret {secret_id!r} has no field {field!r}",
+                           hint=f"its fields: {keys}")
     chosen = doc[field]
     if isinstance(chosen, bool) or not isinstance(chosen, (str, int, float)):
         raise AccessDenied(f"field {field!r} of secret {secret_id!r} is not a string")

@@ -25,8 +25,8 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 PREFIX = "credhelper-aws-v1"
@@ -118,13 +118,15 @@ def decode(token: str, now: float | None = None, max_age: int = MAX_LIFETIME,
         origin = f"{split.scheme}://{split.netloc}".lower()
         allowed = {e.rstrip("/").lower() for e in allowed_endpoints}
         if origin not in allowed:
-            if split.scheme != "https" or split.port is not None or split.username or split.password:
+            if (split.scheme != "https" or split.port is not None
+                    or split.username or split.password):
                 raise TokenRejected("the URL is not a plain https STS URL")
             if not _STS_HOST.fullmatch(split.hostname or ""):
                 raise TokenRejected(f"the URL's host {split.hostname!r} is not an STS endpoint")
         if split.path not in ("", "/") or split.fragment:
             raise TokenRejected("the URL has a path or fragment; STS URLs have neither")
-        pairs = parse_qsl(split.query, keep_blank_values=True, strict_parsing=True) if split.query else []
+        pairs = (parse_qsl(split.query, keep_blank_values=True, strict_parsing=True)
+                 if split.query else [])
     except ValueError:  # a malformed URL, port or query string
         raise TokenRejected("the URL part is not a well-formed URL") from None
     params: dict[str, str] = {}
@@ -227,7 +229,7 @@ def _parse_response(body: bytes) -> dict:
         root = ET.fromstring(text)
     except ET.ParseError:
         return {}
-    found = {}
+    found: dict[str, str | bool] = {}
     for element in root.iter():
         name = element.tag.replace(_STS_NS, "").split("}")[-1]
         if name in ("Arn", "Account", "UserId", "Code") and element.text:

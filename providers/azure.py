@@ -26,9 +26,21 @@ from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, Log
 from credhelper.provider import Credential, Provider, Setting
 from credhelper.store import FileStore, KeyringStore, SecretStore, keyring_usable
 
-from .device_flow import (CODE_LIFETIME, PENDING, POLL_INTERVAL, PendingSignIn, bounded,
-                          check_not_dead_on_arrival, oauth_error, present,
-                          remember_token_secrets)
+from .device_flow import (
+    CODE_LIFETIME,
+    PENDING,
+    POLL_INTERVAL,
+    PendingSignIn,
+    bounded,
+    check_not_dead_on_arrival,
+    oauth_error,
+    present,
+    remember_token_secrets,
+)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 LOGIN_HINT = "run `credhelper-azure login`"
 # Hosts MSAL treats as Entra authorities; any other host is a generic OpenID issuer.
@@ -54,7 +66,8 @@ class AzureProvider(Provider):
     _sent_at: float | None = None
     settings = (
         Setting("tenant_id", default="organizations",
-                help="directory (tenant) ID or domain; organizations, common or consumers also work"),
+                help="directory (tenant) ID or domain; "
+                     "organizations, common or consumers also work"),
         Setting("client_id", required=True, help="application (client) ID of the app registration"),
         Setting("scopes", "list", None,
                 help="scopes of the gateway API, e.g. api://gateway/.default (a list, or one "
@@ -304,7 +317,8 @@ class AzureProvider(Provider):
         self._register(request, result)
         if "error" in result:
             if result["error"] in SIGN_IN_AGAIN:
-                request.log.debug(f"the refresh token was refused ({result['error']}): a new sign-in is needed")
+                request.log.debug(f"the refresh token was refused ({result['error']}): "
+                                  "a new sign-in is needed")
                 return None
             raise oauth_error(result.get("error"), result.get("error_description"),
                               self.authority()[0], LOGIN_HINT, "refresh")
@@ -367,7 +381,8 @@ class AzureProvider(Provider):
         flow["expires_at"] = min(started["expires_at"],
                                  # MSAL compares this with the real clock
                                  time.time() + max(0.0, until - request.monotonic()))
-        result = self._msal(request, "the device code sign-in", app.acquire_token_by_device_flow, flow)
+        result = self._msal(request, "the device code sign-in",
+                            app.acquire_token_by_device_flow, flow)
         self._register(request, result)
         if "error" in result:
             if result["error"] in PENDING and started["expires_at"] > request.now():
@@ -411,7 +426,8 @@ class AzureProvider(Provider):
         has_lifetime = (isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool)
                         and math.isfinite(lifetime))
         if not fresh:
-            if self.config["token"] == "access" and has_lifetime:
+            if (self.config["token"] == "access" and has_lifetime
+                    and isinstance(lifetime, (int, float))):  # (narrows lifetime for mypy)
                 return request.now() + float(lifetime)
             return jwt.expiry(token)
         return request.fresh_token_expiry(
@@ -437,7 +453,9 @@ class AzureProvider(Provider):
     def status(self, request) -> dict:
         import msal
 
-        facts = {"authority": self.authority()[0], "scopes": " ".join(self.config.get("scopes") or []) or "(none)"}
+        facts: dict[str, Any] = {"authority": self.authority()[0],
+                                 "scopes": " ".join(self.config.get("scopes") or [])
+                                 or "(none)"}
         try:
             cache, store = self._load(request)
         except BackendUnavailable as exc:
@@ -460,13 +478,15 @@ class AzureProvider(Provider):
                 continue
             facts[f"access token ({t.get('target', '')})"] = (
                 f"expires in {left}s" if left > 0 else f"expired {-left}s ago")
-        ids = list(cache.search(T.ID_TOKEN, query={"home_account_id": account.get("home_account_id")}))
+        ids = list(cache.search(T.ID_TOKEN,
+                                query={"home_account_id": account.get("home_account_id")}))
         if ids and isinstance(ids[0].get("secret"), str):
             decoded = jwt.decode(ids[0]["secret"])
             if decoded:
-                facts["id token claims"] = {k: v for k, v in decoded[1].items()
-                                            if k in ("iss", "sub", "aud", "exp", "iat", "tid", "oid",
-                                                     "name", "preferred_username", "email")}
+                facts["id token claims"] = {
+                    k: v for k, v in decoded[1].items()
+                    if k in ("iss", "sub", "aud", "exp", "iat", "tid", "oid",
+                             "name", "preferred_username", "email")}
         facts["refresh token"] = "present" if list(cache.search(T.REFRESH_TOKEN)) else "none"
         return facts
 
@@ -542,7 +562,8 @@ class _PlatformStore(SecretStore):
     mode = "protected"
 
     def __init__(self, make, label: str):
-        self.make, self.label, self._made = make, label, {}
+        self.make, self.label = make, label
+        self._made: dict[str, Any] = {}
 
     def persistence(self, name: str):
         if name not in self._made:

@@ -20,6 +20,10 @@ from urllib.parse import urlsplit
 
 from credhelper.errors import AccessDenied, BackendUnavailable, LoginRequired
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 TITLE = "Sign in for Claude"
 
 
@@ -71,7 +75,7 @@ def _spawn(argv: list[str], env) -> bool:
     found = shutil.which(argv[0], path=env.get("PATH"))
     if found is None:
         return False
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if os.name == "nt":
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     else:
@@ -112,7 +116,8 @@ def notify(message: str, env) -> str | None:
         return "osascript" if _spawn(["osascript", *script, message], env) else None
     if os.name == "nt":
         command = ("Add-Type -AssemblyName PresentationFramework; "
-                   f"[System.Windows.MessageBox]::Show($env:CREDHELPER_PROMPT, '{TITLE}') | Out-Null")
+                   "[System.Windows.MessageBox]::Show("
+                   f"$env:CREDHELPER_PROMPT, '{TITLE}') | Out-Null")
         return "powershell" if _spawn(["powershell", "-NoProfile", "-NonInteractive",
                                        "-Command", command],
                                       {**env, "CREDHELPER_PROMPT": message}) else None

@@ -44,7 +44,8 @@ class KeyringProvider(Provider):
                 "the keyring is locked", hint="unlock your keyring (log in to the desktop session)"
             ) from None
         except KeyringError as exc:
-            raise BackendUnavailable(f"keyring {what} failed: {exc.__class__.__name__}: {exc}") from None
+            raise BackendUnavailable(
+                f"keyring {what} failed: {exc.__class__.__name__}: {exc}") from None
         except Exception as exc:  # D-Bus and platform errors arrive as many types
             raise BackendUnavailable(f"keyring {what} failed: {exc.__class__.__name__}") from None
 
@@ -73,9 +74,11 @@ class KeyringProvider(Provider):
 
         kr = self.backend()
         try:
-            self._call("delete", kr.delete_password, self.config["service"], self.config["username"])
+            self._call("delete", kr.delete_password,
+                       self.config["service"], self.config["username"])
         except BackendUnavailable:
-            if self._call("read", kr.get_password, self.config["service"], self.config["username"]) is None:
+            if self._call("read", kr.get_password,
+                          self.config["service"], self.config["username"]) is None:
                 return False
             raise
         except PasswordDeleteError:
@@ -89,7 +92,8 @@ class KeyringProvider(Provider):
             return [("fail", "keyring backend", exc.message)]
         checks = [("ok", "keyring backend", _backend_name(kr))]
         try:
-            present = self._call("read", kr.get_password, self.config["service"], self.config["username"])
+            present = self._call("read", kr.get_password,
+                                 self.config["service"], self.config["username"])
         except (BackendUnavailable, LoginRequired) as exc:
             return checks + [("fail", "keyring read", exc.message)]
         checks.append(("ok", "stored secret", "present") if present is not None

@@ -47,7 +47,8 @@ def browser_sign_in(provider, request, sess, doc: dict) -> dict:
     try:
         server = HTTPServer(("127.0.0.1", 0), Handler)
     except OSError as exc:
-        raise BackendUnavailable(f"cannot listen on loopback for the sign-in: {exc.strerror}") from None
+        raise BackendUnavailable(
+            f"cannot listen on loopback for the sign-in: {exc.strerror}") from None
     redirect_uri = f"http://127.0.0.1:{server.server_port}/callback"
     thread = threading.Thread(target=server.serve_forever, name="loopback", daemon=True)
     thread.start()
@@ -68,7 +69,8 @@ def browser_sign_in(provider, request, sess, doc: dict) -> dict:
                          + f"; if it did not open, visit:\n{url}")
         if not arrived.wait(max(0.0, request.login_deadline - request.monotonic())):
             raise LoginRequired("the browser sign-in was not completed in time",
-                                hint="run `credhelper-oidc login` again, or set login_flow = \"device\"")
+                                hint="run `credhelper-oidc login` again, "
+                                     "or set login_flow = \"device\"")
     finally:
         server.shutdown()
         server.server_close()

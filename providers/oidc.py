@@ -22,9 +22,18 @@ from credhelper.durations import parse_retry_after
 from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 from credhelper.provider import Credential, Provider, Setting
 
-from .device_flow import (PENDING, POLL_INTERVAL, CODE_LIFETIME, PendingSignIn, StillPending,
-                          bounded, check_not_dead_on_arrival, oauth_error, present,
-                          remember_token_secrets)
+from .device_flow import (
+    CODE_LIFETIME,
+    PENDING,
+    POLL_INTERVAL,
+    PendingSignIn,
+    StillPending,
+    bounded,
+    check_not_dead_on_arrival,
+    oauth_error,
+    present,
+    remember_token_secrets,
+)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("device_code", "client_credentials", "refresh_token")
@@ -193,7 +202,8 @@ class OidcProvider(Provider):
         secret = self.client_secret(request)
         if self.config["grant"] == "client_credentials" and not secret:
             raise ConfigError("grant = client_credentials needs [oidc] client_secret",
-                              hint="client_secret = \"file:/path/to/secret\" (or env:NAME, keyring:SERVICE/USER)")
+                              hint="client_secret = \"file:/path/to/secret\" "
+                                   "(or env:NAME, keyring:SERVICE/USER)")
         if self.config["grant"] == "client_credentials":
             sess = self._session(request, secret)
             doc = self.discover(request, sess)
@@ -210,7 +220,8 @@ class OidcProvider(Provider):
         if not refresh:
             if self.config["grant"] == "refresh_token":
                 raise LoginRequired(f"no refresh token for {self.config['issuer']}",
-                                    hint="run `credhelper-oidc login`, or set [oidc] refresh_token_file")
+                                    hint="run `credhelper-oidc login`, "
+                                         "or set [oidc] refresh_token_file")
             started = pending.load()
             if started is None:
                 request.require_interactive(f"nobody has signed in to {self.config['issuer']} yet",
@@ -270,7 +281,8 @@ class OidcProvider(Provider):
                 pass
         if isinstance(token.get("id_token"), str):
             claims = (jwt.decode(token["id_token"]) or ({}, {}))[1]
-            doc["subject"] = claims.get("email") or claims.get("preferred_username") or claims.get("sub")
+            doc["subject"] = (claims.get("email") or claims.get("preferred_username")
+                              or claims.get("sub"))
         request.state.save(self._state_name(), doc)
 
     def _refresh(self, request, sess, doc: dict, refresh: str) -> Credential:
@@ -309,7 +321,8 @@ class OidcProvider(Provider):
         endpoint = doc.get("device_authorization_endpoint")
         if not isinstance(endpoint, str):
             raise ConfigError(f"{self.config['issuer']} offers no device authorization endpoint",
-                              hint="use grant = client_credentials, or a provider with the device flow")
+                              hint="use grant = client_credentials, "
+                                   "or a provider with the device flow")
         data = {"scope": " ".join(self._scopes()), **self._extra()}
         if not sess.client_secret:
             data["client_id"] = self.config["client_id"]
@@ -324,7 +337,8 @@ class OidcProvider(Provider):
                 or not isinstance(answer.get("device_code"), str)):
             if response.status_code >= 500:
                 raise BackendUnavailable(f"{self.config['issuer']} answered HTTP "
-                                         f"{response.status_code} to the device authorization request")
+                                         f"{response.status_code} "
+                                         "to the device authorization request")
             answer = answer if isinstance(answer, dict) else {}
             raise oauth_error(answer.get("error") or f"HTTP {response.status_code}",
                               answer.get("error_description"), self.config["issuer"],
@@ -357,7 +371,8 @@ class OidcProvider(Provider):
                 token = sess.fetch_token(url, grant_type=DEVICE_GRANT,
                                          device_code=started["device_code"],
                                          hooks=TOKEN_HOOKS,
-                                         timeout=min(max(0.5, request.login_deadline - request.monotonic()),
+                                         timeout=min(max(0.5, request.login_deadline
+                                                             - request.monotonic()),
                                                      MAX_CALL),
                                          **self._extra())
             except OAuthError as exc:
@@ -379,9 +394,9 @@ class OidcProvider(Provider):
                 token = remember_token_secrets(request, dict(token))
                 self._save(request, token)
                 if not token.get("refresh_token"):
-                    request.log.warning("the provider issued no refresh token: the next run after "
-                                        "this token expires needs a new sign-in (add offline_access "
-                                        "to scopes?)")
+                    request.log.warning("the provider issued no refresh token: "
+                                        "the next run after this token expires "
+                                        "needs a new sign-in (add offline_access to scopes?)")
                 return token
             now = request.monotonic()
             if now >= code_ends:  # the provider would now answer expired_token
@@ -411,7 +426,8 @@ class OidcProvider(Provider):
 
     def login(self, request) -> None:
         if self.config["grant"] == "client_credentials":
-            raise ConfigError("grant = client_credentials has no sign-in: the client secret is the login")
+            raise ConfigError("grant = client_credentials has no sign-in: "
+                              "the client secret is the login")
         secret = self.client_secret(request)
         sess = self._session(request, secret)
         doc = self.discover(request, sess)
@@ -448,7 +464,8 @@ class OidcProvider(Provider):
                 self._call(request, "revocation", sess.post, endpoint, data=data, auth=auth,
                            withhold_token=True)
         except (BackendUnavailable, AccessDenied, ConfigError) as exc:
-            request.log.warning(f"signed out locally; could not revoke the refresh token: {exc.message}")
+            request.log.warning("signed out locally; could not revoke the refresh token: "
+                                f"{exc.message}")
 
     def status(self, request) -> dict:
         facts = {"issuer": self.config["issuer"], "grant": self.config["grant"],
@@ -457,9 +474,12 @@ class OidcProvider(Provider):
             state = request.state.load(self._state_name()) or {}
             if state.get("refresh_token"):
                 saved = state.get("saved_at")
-                facts["sign-in"] = (f"saved refresh token for {state.get('subject') or 'unknown user'}"
-                                    + (f", renewed {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(saved))}"
-                                       if isinstance(saved, (int, float)) else ""))
+                renewed = ""
+                if isinstance(saved, (int, float)):
+                    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(saved))
+                    renewed = f", renewed {stamp}"
+                facts["sign-in"] = (
+                    f"saved refresh token for {state.get('subject') or 'unknown user'}" + renewed)
             else:
                 facts["sign-in"] = "none: run `credhelper-oidc login`"
         return facts

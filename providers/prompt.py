@@ -15,6 +15,10 @@ import shutil
 import subprocess
 import sys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 TITLE = "Sign in for Claude"
 
 
@@ -28,7 +32,8 @@ def _command(question: str, seconds: int, env) -> tuple[list[str], dict | None] 
         return ["osascript", "-e", "on run argv", "-e", ask, "-e", "end run", question], None
     if os.name == "nt":
         command = ("Add-Type -AssemblyName Microsoft.VisualBasic; "
-                   f"[Microsoft.VisualBasic.Interaction]::InputBox($env:CREDHELPER_PROMPT, '{TITLE}')")
+                   "[Microsoft.VisualBasic.Interaction]::InputBox("
+                   f"$env:CREDHELPER_PROMPT, '{TITLE}')")
         return (["powershell", "-NoProfile", "-NonInteractive", "-Command", command],
                 {**env, "CREDHELPER_PROMPT": question})
     # zenity without a display fails the way a cancel does: call that "no dialog".
@@ -47,7 +52,9 @@ def ask(question: str, seconds: float, env) -> str | None:
     if found is None:
         return None
     argv, child_env = found
-    kwargs = {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)} if os.name == "nt" else {}
+    kwargs: dict[str, Any] = {}
+    if os.name == "nt":
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     try:
         # The tools' own timeouts close the dialog; ours is the backstop (PowerShell has none).
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

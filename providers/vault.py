@@ -607,7 +607,7 @@ class Vault:
     deadline and retried by the one rule of ``credhelper.net`` (in the hvac adapter), every
     failure mapped to a contract error (``_error``)."""
 
-    def __init__(self, config, request):
+    def __init__(self, config, request) -> None:
         import hvac
 
         self.config, self.request, self.log = config, request, request.log
@@ -726,7 +726,7 @@ class Vault:
         return AccessDenied(f"Vault refused {what} ({path}): {said}")
 
 
-def _adapter_class():
+def _adapter_class() -> type:
     """hvac's RawAdapter, made to keep the contract for every request it sends: the time
     left before the run's deadline as its timeout, answers the retry rule of
     ``credhelper.net`` retries sent again (a sealed server is not), and every other
