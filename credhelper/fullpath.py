@@ -149,11 +149,8 @@ class Run:
         self.budget = budget_mod.read(conf)
         self.deadlines = (budget_mod.Deadlines.by_hand(start, conf) if by_hand
                           else budget_mod.Deadlines.compute(start, conf, self.budget))
-        stdin = stdin if stdin is not None else sys.stdin
-        try:
-            stdin_tty = stdin.isatty()
-        except (AttributeError, ValueError, OSError):
-            stdin_tty = False
+        stdin_tty = _is_terminal(stdin if stdin is not None else sys.stdin)
+        stderr_tty = _is_terminal(stderr if stderr is not None else sys.stderr)
         self.request = Request(
             context=name,
             interactive=interactive,
@@ -161,6 +158,7 @@ class Run:
             login_deadline=self.deadlines.sign_in,
             log=log,
             stdin_is_tty=stdin_tty,
+            stderr_is_tty=stderr_tty,
             force_refresh=force,
             env=env,
             clock=clock,
@@ -255,3 +253,10 @@ def cache_key(provider: str, conf: ProviderConfig, env: Mapping[str, str]) -> st
     }
     data = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False

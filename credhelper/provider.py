@@ -97,7 +97,8 @@ class Request:
     deadline: float  # monotonic() by which every network call must be done
     login_deadline: float  # the longer bound for an interactive sign-in
     log: Log
-    stdin_is_tty: bool = False
+    stdin_is_tty: bool = False  # may a person be asked on the terminal (getpass)?
+    stderr_is_tty: bool = False  # does a person read stderr (else: the desktop presenter)?
     state: Any = None  # credhelper.cache.StateStore: private storage for long-lived secrets
     # mid-session-refresh or --force-refresh: the caller gave up on the credential it holds,
     # so no token the provider keeps itself (MSAL's cache) may be handed back unrenewed.

@@ -46,17 +46,10 @@ def remember_token_secrets(request, token: dict) -> dict:
     return token
 
 
-def stderr_is_terminal(request) -> bool:
-    try:
-        return bool(request.log.stderr.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def present(request, prompt: Prompt) -> str:
     """Show the code to the person; returns how ("terminal" or "desktop")."""
     request.log.info(prompt.text())
-    if stderr_is_terminal(request):
+    if request.stderr_is_tty:
         if prompt.verification_uri_complete:
             request.log.info(f"(or open {prompt.verification_uri_complete})")
         request.log.info("waiting for the sign-in to complete...")

@@ -58,8 +58,8 @@ def browser_sign_in(provider, request, sess, doc: dict) -> dict:
         state = secrets.token_urlsafe(24)
         sess.redirect_uri = redirect_uri
         sess.code_challenge_method = "S256"
-        sess.scope = " ".join(provider._scopes())
-        params = provider._extra()
+        sess.scope = " ".join(provider.scopes())
+        params = provider.extra_params()
         if "offline_access" in sess.scope.split():
             params["prompt"] = "consent"  # most providers grant offline access only on consent
         url, _ = sess.create_authorization_url(doc["authorization_endpoint"], state=state,
@@ -82,7 +82,7 @@ def browser_sign_in(provider, request, sess, doc: dict) -> dict:
                             hint="run `credhelper-oidc login` again")
     request.log.secret(answer["code"])
     try:
-        token = provider._call(request, "the authorization_code request", sess.fetch_token,
+        token = provider.call(request, "the authorization_code request", sess.fetch_token,
                                doc["token_endpoint"], grant_type="authorization_code",
                                code=answer["code"], redirect_uri=redirect_uri,
                                code_verifier=verifier)

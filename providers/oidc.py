@@ -85,19 +85,19 @@ class OidcProvider(Provider):
     def describe(self) -> str:
         return f"OpenID provider {self.config['issuer']} (client {self.config['client_id']})"
 
-    def _scopes(self) -> list[str]:
+    def scopes(self) -> list[str]:
         scopes = self.config.get("scopes")
         if scopes is not None:
             return list(scopes)
         return [] if self.config["grant"] == "client_credentials" else list(PERSON_SCOPES)
 
-    def _extra(self) -> dict:
+    def extra_params(self) -> dict:
         audience = self.config.get("audience")
         return {self.config["audience_param"]: audience} if audience else {}
 
     def _state_name(self) -> str:
         c = self.config
-        parts = [c["issuer"], c["client_id"], " ".join(self._scopes()), c.get("audience") or "",
+        parts = [c["issuer"], c["client_id"], " ".join(self.scopes()), c.get("audience") or "",
                  c["audience_param"]]
         return "refresh:" + "\0".join(parts)
 
@@ -122,7 +122,7 @@ class OidcProvider(Provider):
     def _timeout(self, request) -> float:
         return min(request.remaining(), MAX_CALL)
 
-    def _call(self, request, what: str, fn, *args, idempotent: bool = False, **kwargs):
+    def call(self, request, what: str, fn, *args, idempotent: bool = False, **kwargs):
         """Run one HTTP call, retried by the one rule of ``credhelper.net`` (429 and 5xx
         within the deadline, after the server's Retry-After when it sends one; a POST that
         got 500 only when ``idempotent``); network and TLS failures become exit 4."""
@@ -155,7 +155,7 @@ class OidcProvider(Provider):
     def discover(self, request, sess) -> dict:
         issuer = self.config["issuer"]
         url = issuer + "/.well-known/openid-configuration"
-        response = self._call(request, "discovery", sess.get, url, idempotent=True,
+        response = self.call(request, "discovery", sess.get, url, idempotent=True,
                               withhold_token=True)
         if response.status_code != 200:
             raise (BackendUnavailable if response.status_code >= 500 else ConfigError)(
@@ -177,7 +177,7 @@ class OidcProvider(Provider):
         from authlib.integrations.base_client import OAuthError
 
         try:
-            token = self._call(request, f"the {params.get('grant_type', 'token')} request",
+            token = self.call(request, f"the {params.get('grant_type', 'token')} request",
                                sess.fetch_token, url, hooks=TOKEN_HOOKS, **params)
         except OAuthError as exc:
             raise oauth_error(exc.error, exc.description, self.config["issuer"],
@@ -207,9 +207,9 @@ class OidcProvider(Provider):
         if self.config["grant"] == "client_credentials":
             sess = self._session(request, secret)
             doc = self.discover(request, sess)
-            params = {"grant_type": "client_credentials", **self._extra()}
-            if self._scopes():
-                params["scope"] = " ".join(self._scopes())
+            params = {"grant_type": "client_credentials", **self.extra_params()}
+            if self.scopes():
+                params["scope"] = " ".join(self.scopes())
             return self._credential(request, self._token(request, sess, doc["token_endpoint"],
                                                          "token", **params), "client credentials")
         # Without a saved sign-in a background run ends here, before any network call,
@@ -286,7 +286,7 @@ class OidcProvider(Provider):
         request.state.save(self._state_name(), doc)
 
     def _refresh(self, request, sess, doc: dict, refresh: str) -> Credential:
-        params = {"grant_type": "refresh_token", "refresh_token": refresh, **self._extra()}
+        params = {"grant_type": "refresh_token", "refresh_token": refresh, **self.extra_params()}
         token = self._token(request, sess, doc["token_endpoint"], "refresh", **params)
         self._save(request, token, previous=refresh)
         if token.get("refresh_token") and token["refresh_token"] != refresh:
@@ -323,11 +323,11 @@ class OidcProvider(Provider):
             raise ConfigError(f"{self.config['issuer']} offers no device authorization endpoint",
                               hint="use grant = client_credentials, "
                                    "or a provider with the device flow")
-        data = {"scope": " ".join(self._scopes()), **self._extra()}
+        data = {"scope": " ".join(self.scopes()), **self.extra_params()}
         if not sess.client_secret:
             data["client_id"] = self.config["client_id"]
         auth = (self.config["client_id"], sess.client_secret) if sess.client_secret else None
-        response = self._call(request, "the device authorization request", sess.post, endpoint,
+        response = self.call(request, "the device authorization request", sess.post, endpoint,
                               data=data, auth=auth, withhold_token=True)
         try:
             answer = response.json()
@@ -374,7 +374,7 @@ class OidcProvider(Provider):
                                          timeout=min(max(0.5, request.login_deadline
                                                              - request.monotonic()),
                                                      MAX_CALL),
-                                         **self._extra())
+                                         **self.extra_params())
             except OAuthError as exc:
                 if exc.error not in PENDING:
                     raise oauth_error(exc.error, exc.description, self.config["issuer"],
@@ -461,7 +461,7 @@ class OidcProvider(Provider):
                 if not secret:
                     data["client_id"] = self.config["client_id"]
                 auth = (self.config["client_id"], secret) if secret else None
-                self._call(request, "revocation", sess.post, endpoint, data=data, auth=auth,
+                self.call(request, "revocation", sess.post, endpoint, data=data, auth=auth,
                            withhold_token=True)
         except (BackendUnavailable, AccessDenied, ConfigError) as exc:
             request.log.warning("signed out locally; could not revoke the refresh token: "
@@ -469,7 +469,7 @@ class OidcProvider(Provider):
 
     def status(self, request) -> dict:
         facts = {"issuer": self.config["issuer"], "grant": self.config["grant"],
-                 "scopes": " ".join(self._scopes()) or "(none)"}
+                 "scopes": " ".join(self.scopes()) or "(none)"}
         if self.config["grant"] != "client_credentials":
             state = request.state.load(self._state_name()) or {}
             if state.get("refresh_token"):
