@@ -14,8 +14,6 @@ binary unpacks itself first) and the app's own bookkeeping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from credhelper import managed
 from credhelper.errors import ConfigError
 
@@ -35,14 +33,18 @@ BY_HAND_SIGN_IN = 300.0  # a sign-in a person started with `login`, outside any 
 WATCHDOG_GRACE = 1.0  # how long a library may overrun its deadline before the run gives up
 
 
-@dataclass(frozen=True)
 class Budget:
-    """The app's limits as this run understood them, with where each came from."""
+    """The app's limits as this run understood them, with where each came from. (Plain
+    classes here: this module is on every cache miss, and a dataclass costs about half a
+    millisecond to define.)"""
 
-    timeout: float  # seconds the app allows a run
-    timeout_source: str
-    ttl: float  # seconds the app keeps a printed credential
-    ttl_source: str
+    __slots__ = ("timeout", "timeout_source", "ttl", "ttl_source")
+
+    def __init__(self, timeout: float, timeout_source: str, ttl: float, ttl_source: str) -> None:
+        self.timeout = timeout  # seconds the app allows a run
+        self.timeout_source = timeout_source
+        self.ttl = ttl  # seconds the app keeps a printed credential
+        self.ttl_source = ttl_source
 
     @property
     def usable(self) -> float:
@@ -89,13 +91,15 @@ def _seconds(found: tuple[Any, str] | None, low: float, high: float) -> float | 
     return seconds if low <= seconds <= high else None
 
 
-@dataclass(frozen=True)
 class Deadlines:
     """Monotonic-clock instants that bound one run."""
 
-    network: float  # every network call and retry outside a sign-in (``timeout``)
-    sign_in: float  # an interactive sign-in (``login_timeout``, within the budget)
-    hard: float  # the watchdog's last word: nothing runs past this
+    __slots__ = ("network", "sign_in", "hard")
+
+    def __init__(self, network: float, sign_in: float, hard: float) -> None:
+        self.network = network  # every network call and retry outside a sign-in (``timeout``)
+        self.sign_in = sign_in  # an interactive sign-in (``login_timeout``, within the budget)
+        self.hard = hard  # the watchdog's last word: nothing runs past this
 
     @classmethod
     def compute(cls, started: float, conf: ProviderConfig, budget: Budget) -> Deadlines:

@@ -21,7 +21,6 @@ cache hit, never pays for it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from credhelper.durations import parse_retry_after
 from credhelper.errors import (
@@ -356,12 +355,17 @@ class _CappedBody:
 _NAME_MISMATCH = {62, 64}  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
 
 
-@dataclass(frozen=True)
 class TlsFailure:
-    kind: str  # "dates", "name", "untrusted" or "handshake"
-    reason: str  # plain words for the message
-    hint: str
-    detail: str = ""  # OpenSSL's own words (verify_message or reason)
+    """A TLS failure in plain words. (A plain class: this module is imported on every
+    cache miss, and a dataclass costs about half a millisecond to define.)"""
+
+    __slots__ = ("kind", "reason", "hint", "detail")
+
+    def __init__(self, kind: str, reason: str, hint: str, detail: str = "") -> None:
+        self.kind = kind  # "dates", "name", "untrusted" or "handshake"
+        self.reason = reason  # plain words for the message
+        self.hint = hint
+        self.detail = detail  # OpenSSL's own words (verify_message or reason)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -28,17 +28,26 @@ if TYPE_CHECKING:
 KINDS = ("str", "int", "bool", "duration", "url", "path", "choice", "list", "table")
 
 
-@dataclass(frozen=True)
 class Setting:
-    name: str
-    kind: str = "str"
-    default: Any = None
-    required: bool = False
-    secret: bool = False  # masked in doctor and status; never logged
-    choices: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()  # the backend's own well-known variables, used as a fallback
-    credential: bool = True  # changes the credential, so it is part of the cache key
-    help: str = ""
+    """One setting a provider declares. (Plain classes for Setting and Credential: this
+    module is on every cache miss, and a dataclass costs about half a millisecond to
+    define.)"""
+
+    __slots__ = ("name", "kind", "default", "required", "secret", "choices", "env",
+                 "credential", "help")
+
+    def __init__(self, name: str, kind: str = "str", default: Any = None,
+                 required: bool = False, secret: bool = False, choices: tuple[str, ...] = (),
+                 env: tuple[str, ...] = (), credential: bool = True, help: str = "") -> None:
+        self.name = name
+        self.kind = kind
+        self.default = default
+        self.required = required
+        self.secret = secret  # masked in doctor and status; never logged
+        self.choices = choices
+        self.env = env  # the backend's own well-known variables, used as a fallback
+        self.credential = credential  # changes the credential, so it is part of the cache key
+        self.help = help
 
 
 # Settings every provider understands (DESIGN §4). They shape how the credential is
@@ -70,12 +79,18 @@ COMMON_SETTINGS = (
 )
 
 
-@dataclass
 class Credential:
-    token: str
-    expires_at: float | None = None  # Unix time; None when the backend gives none
-    headers: dict[str, str] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)  # for status; never a secret
+    """What a provider's fetch returns."""
+
+    __slots__ = ("token", "expires_at", "headers", "details")
+
+    def __init__(self, token: str, expires_at: float | None = None,
+                 headers: dict[str, str] | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        self.token = token
+        self.expires_at = expires_at  # Unix time; None when the backend gives none
+        self.headers = headers if headers is not None else {}
+        self.details = details if details is not None else {}  # for status; never a secret
 
 
 def _http_session(*args: Any, **kwargs: Any) -> Any:
