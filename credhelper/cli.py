@@ -375,7 +375,10 @@ def _invoke(make_group: Callable[[], click.Group], app: App, argv: Sequence[str]
         saved = sys.stdout
         sys.stdout = app.stdout  # click writes --help to sys.stdout
         try:
-            group.main(args=argv, prog_name=app.prog, standalone_mode=False, obj=app)
+            # Without standalone mode, click returns ctx.exit()'s code instead of raising.
+            returned = group.main(args=argv, prog_name=app.prog, standalone_mode=False, obj=app)
+            if isinstance(returned, int) and not isinstance(returned, bool):
+                code[0] = returned
         except click.exceptions.Exit as exc:
             code[0] = exc.exit_code
         except SystemExit as exc:

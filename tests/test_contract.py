@@ -184,3 +184,14 @@ def test_pause_before_retry_backs_off_only_within_the_deadline():
     before = time.monotonic()
     assert not request.pause_before_retry(2, "HTTP 502", first=0.05)  # 0.1 s + 0.5 s does not
     assert time.monotonic() - before < 0.05  # and it did not sleep
+
+
+@pytest.mark.parametrize("args", [["--"], ["--debug", "--debug"], ["get"]])
+def test_the_command_line_path_keeps_the_exit_code(counting_env, args):
+    """Arguments a plain run does not take go through click: its exit code must survive
+    (click returns ctx.exit()'s code instead of raising it)."""
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "refused"
+    assert_failure(run(["counting", *args], counting_env), 5, "permission denied")
+    counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "ok"
+    p = run(["counting", *args], counting_env)
+    assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode()
