@@ -43,18 +43,22 @@ class Log:
         if not self.log_file:
             return
         line = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {self.prog} {level} {message}\n"
+        path = os.path.expanduser(self.log_file)
         try:
-            fd = os.open(
-                os.path.expanduser(self.log_file),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
-                0o600,
-            )
+            # Non-blocking: a FIFO planted at the path must not hang the run (without a
+            # reader its open fails at once); never through a symlink.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                         | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o600)
             try:
+                if not _own_regular_file(fd):
+                    raise OSError(f"{path} is not a regular file of this user")
                 os.write(fd, line.encode("utf-8", "replace"))
             finally:
                 os.close(fd)
-        except OSError:
-            self.log_file = None  # a broken log file must not break the helper
+        except OSError as exc:
+            self.log_file = None  # a broken log file must not break the helper: said once
+            self._write(f"{self.prog}: warning: not logging to {path}: "
+                        f"{exc.strerror or exc}")
 
     def debug(self, message: str) -> None:
         if not (self.debug_enabled or self.log_file):
@@ -86,3 +90,18 @@ class Log:
             self.stderr.flush()
         except (OSError, ValueError):
             pass
+
+
+def _own_regular_file(fd: int) -> bool:
+    """Is ``fd`` a regular file owned by this user (made private if it was not)?"""
+    import stat
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if os.name == "posix":
+        if st.st_uid != os.geteuid():
+            return False
+        if st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # an existing log file left open to others
+    return True

@@ -195,3 +195,28 @@ def test_the_command_line_path_keeps_the_exit_code(counting_env, args):
     counting_env["CREDHELPER_COUNTING_BEHAVIOUR"] = "ok"
     p = run(["counting", *args], counting_env)
     assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode()
+
+
+def test_a_fifo_or_symlink_at_log_file_never_hangs_or_redirects_the_log(counting_env, tmp_path):
+    """A FIFO planted at log_file used to block every run at open(); a symlink must not be
+    followed; an existing log file open to others is made private."""
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    counting_env["CREDHELPER_DEFAULTS_LOG_FILE"] = str(fifo)
+    p = run(["counting", "--debug"], counting_env, timeout=20)
+    assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode()
+    assert p.stderr.count("not logging to") == 1  # said once, then the run goes on
+
+    target = tmp_path / "elsewhere.log"
+    link = tmp_path / "link.log"
+    link.symlink_to(target)
+    counting_env["CREDHELPER_DEFAULTS_LOG_FILE"] = str(link)
+    p = run("counting", counting_env)
+    assert p.returncode == 0 and not target.exists() and "not logging to" in p.stderr
+
+    shared = tmp_path / "shared.log"
+    shared.write_text("")
+    shared.chmod(0o644)
+    counting_env["CREDHELPER_DEFAULTS_LOG_FILE"] = str(shared)
+    assert run("counting", counting_env).returncode == 0
+    assert shared.stat().st_mode & 0o777 == 0o600 and shared.read_text()
