@@ -21,8 +21,13 @@ def resolve(env: Mapping[str, str], stderr: TextIO) -> tuple[str, bool]:
         return value, value == "interactive"
     if (env.get("CLAUDE_HELPER_MANUAL_RUN") or "").strip() == "1":
         return "setup-test", False
-    try:
-        tty = stderr.isatty()
-    except (AttributeError, ValueError, OSError):
-        tty = False
+    tty = is_terminal(stderr)
     return ("terminal" if tty else "no terminal"), tty
+
+
+def is_terminal(stream: object) -> bool:
+    """Is ``stream`` a terminal? False for anything that cannot say (closed, a stand-in)."""
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False

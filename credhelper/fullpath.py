@@ -149,8 +149,8 @@ class Run:
         self.budget = budget_mod.read(conf)
         self.deadlines = (budget_mod.Deadlines.by_hand(start, conf) if by_hand
                           else budget_mod.Deadlines.compute(start, conf, self.budget))
-        stdin_tty = _is_terminal(stdin if stdin is not None else sys.stdin)
-        stderr_tty = _is_terminal(stderr if stderr is not None else sys.stderr)
+        stdin_tty = context.is_terminal(stdin if stdin is not None else sys.stdin)
+        stderr_tty = context.is_terminal(stderr if stderr is not None else sys.stderr)
         self.request = Request(
             context=name,
             interactive=interactive,
@@ -253,10 +253,3 @@ def cache_key(provider: str, conf: ProviderConfig, env: Mapping[str, str]) -> st
     }
     data = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(data).hexdigest()[:32]
-
-
-def _is_terminal(stream: object) -> bool:
-    try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
-    except (AttributeError, ValueError, OSError):
-        return False

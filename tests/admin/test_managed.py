@@ -17,7 +17,7 @@ from credhelper import config, managed, registry, run as run_mod
 from credhelper.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import counting_helper  # noqa: E402  registers the counting test backend
+import counting_helper  # noqa: E402, F401  registers the counting test backend
 
 KEYRING = registry.load("keyring")
 

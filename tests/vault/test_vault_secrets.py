@@ -102,7 +102,8 @@ def test_identity_token_expires_with_its_jwt(base_env, lab):
     token = proc.stdout.decode().rstrip("\n")
     expect_token(proc, token, lab.secret_id)
     claims = jwt_claims(token)
-    assert claims["iss"].endswith("/v1/identity/oidc") and 3590 <= claims["exp"] - time.time() <= 3600
+    assert claims["iss"].endswith("/v1/identity/oidc")
+    assert 3590 <= claims["exp"] - time.time() <= 3600
     entry = status_of(env)
     assert entry["jwt_claims"]["exp"] == claims["exp"]
     assert entry["expires_at"] == time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(claims["exp"]))
