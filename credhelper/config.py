@@ -61,16 +61,30 @@ class Value:
         self.setting = setting
 
 
+class Identities:
+    """The identity of every configuration source as it was just before it was read: each
+    file's (``snapshot.file_identity``) and the managed preferences'."""
+
+    __slots__ = ("files", "managed")
+
+    def __init__(self, files: list[list[object]] | None = None,
+                 managed: object = None) -> None:
+        self.files = files if files is not None else []
+        self.managed = managed
+
+
 class ProviderConfig:
-    __slots__ = ("provider", "values", "files", "env_names")
+    __slots__ = ("provider", "values", "files", "env_names", "identities")
 
     def __init__(self, provider: str, values: dict[str, Value],
                  files: list[tuple[str, str, bool]] | None = None,
-                 env_names: tuple[str, ...] = ()) -> None:
+                 env_names: tuple[str, ...] = (), identities: Identities | None = None) -> None:
         self.provider = provider
         self.values = values
         self.files = files if files is not None else []  # (label, path, read)
         self.env_names = env_names  # backend variables consulted
+        # What the sources were when they were read, for the snapshot (credhelper.snapshot).
+        self.identities = identities if identities is not None else Identities()
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name].value
@@ -158,16 +172,23 @@ def read_env(env: Mapping[str, str], known_tables: list[str]) -> Source:
     return Source("environment", tables, env_style=True)
 
 
-def sources(env: Mapping[str, str],
-            known_tables: list[str]) -> tuple[list[Source], list[tuple[str, str, bool]]]:
-    """All sources, highest precedence first, and the files considered."""
+def sources(env: Mapping[str, str], known_tables: list[str], identities: Identities | None = None
+            ) -> tuple[list[Source], list[tuple[str, str, bool]]]:
+    """All sources, highest precedence first, and the files considered; ``identities``
+    collects each source's identity just before it is read."""
+    from credhelper import snapshot
+
     found: list[Source] = []
     files: list[tuple[str, str, bool]] = []
+    if identities is not None:
+        identities.managed = managed.identity(env)
     m = managed.read(env)
     if m is not None:
         found.append(Source(m[0], m[1], strings=True))
     found.append(read_env(env, known_tables))
     for label, path in reversed(paths.config_files(env)):  # user, then system
+        if identities is not None:
+            identities.files.append(snapshot.file_identity(path))
         source = read_toml(label, path)
         files.append((label, path, source is not None))
         if source is not None:
@@ -295,7 +316,8 @@ def load(provider_cls: type[Provider], env: Mapping[str, str] | None = None) -> 
     env = os.environ if env is None else env
     name = provider_cls.name
     known_tables = [DEFAULTS] + sorted(set(registry.names()) | {name})
-    found, files = sources(env, known_tables)
+    identities = Identities()
+    found, files = sources(env, known_tables, identities)
     provider_settings = {s.name: s for s in provider_cls.settings}
     common = {s.name: s for s in COMMON_SETTINGS}
     allowed = {name: {**common, **provider_settings}, DEFAULTS: common}
@@ -313,7 +335,7 @@ def load(provider_cls: type[Provider], env: Mapping[str, str] | None = None) -> 
         values[setting.name] = _resolve(setting, name, found, env)
     env_names = tuple(v for s in provider_cls.settings for v in s.env) + tuple(
         provider_cls.identity_env)
-    return ProviderConfig(name, values, files, env_names)
+    return ProviderConfig(name, values, files, env_names, identities)
 
 
 def _resolve(setting: Setting, provider: str, found: list[Source],

@@ -4,6 +4,7 @@ configuration snapshot that lets the next run take the hot path."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -69,7 +70,8 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
         token = output.check_token(cred.token, run.provider.describe())
         log.secret(token)
         now = clock()
-        expires_at = cred.expires_at
+        expires_at = usable_expiry(cred.expires_at, run.provider.describe(), log)
+        from_backend = expires_at is not None
         if expires_at is None and conf.get("max_age"):
             expires_at = now + conf["max_age"]
         if expires_at is not None and expires_at <= now:
@@ -83,7 +85,7 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
         if expires_at is None:
             log.debug("not cached: the backend gives no expiry and max_age is not set")
         else:
-            origin = "max_age" if cred.expires_at is None else "the backend"
+            origin = "the backend" if from_backend else "max_age"
             log.debug(f"new credential valid for {int(expires_at - now)}s (expiry from {origin})")
             try:
                 cache.store(Entry(provider_name, key, token, cred.headers, expires_at, now,
@@ -91,6 +93,20 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
             except (OSError, CredhelperError) as exc:
                 log.warning(f"could not write the cache: {getattr(exc, 'message', exc)}")
         return run.finish(token, cred.headers)
+
+
+def usable_expiry(expires_at: float | None, source: str, log: Log) -> float | None:
+    """The backend's expiry when a clock can show it: NaN, or a time past the year 9999
+    (``exp`` of 1e999 is infinity), is no usable expiry, said once (the entry would be
+    unreadable, and the backend asked on every run). A time in the past stays: the
+    credential has expired."""
+    from credhelper.cache import LAST_TIMESTAMP
+
+    if expires_at is None or expires_at <= LAST_TIMESTAMP:  # NaN fails the test
+        return expires_at
+    log.warning(f"{source} gave an expiry that is no date ({expires_at!r:.24}): "
+                "treated as none (max_age applies)")
+    return None
 
 
 class _nothing:
@@ -116,6 +132,7 @@ class Run:
     directory: str
     cache: FileCache
     key: str
+    caller: Caller
     budget: Budget
     deadlines: Deadlines
     request: Request
@@ -143,7 +160,8 @@ class Run:
         self.provider = provider_cls(conf)
         self.directory = cache_dir(env)
         self.cache = open_cache(conf["cache"], self.directory, log)
-        self.key = cache_key(provider_name, conf, env)
+        self.caller = Caller.of(self.provider, env)
+        self.key = cache_key(provider_name, conf, env, self.caller)
         name, interactive = context.resolve(env, stderr if stderr is not None else sys.stderr)
         start = time.monotonic() if started is None else started
         self.budget = budget_mod.read(conf)
@@ -210,8 +228,9 @@ class Run:
             snapshot.write(
                 self.directory,
                 self.config.provider,
-                [path for _, path, _ in conf.files],
-                conf.env_names,
+                conf.identities.files + self.caller.files,
+                conf.identities.managed,
+                [*conf.env_names, *self.caller.variables],
                 self.env,
                 {
                     "cache": conf["cache"],
@@ -238,18 +257,59 @@ def cache_dir(env: Mapping[str, str]) -> str:
     return platformdirs.user_cache_dir(paths.APP, appauthor=False)
 
 
-def cache_key(provider: str, conf: ProviderConfig, env: Mapping[str, str]) -> str:
-    """A digest of every setting that changes the credential and of the provider's
-    identity variables (secrets enter only as part of the digest)."""
+def cache_key(provider: str, conf: ProviderConfig, env: Mapping[str, str],
+              caller: Caller | None = None) -> str:
+    """A digest of every setting that changes the credential and of who asks: the
+    provider's identity variables and identity files (``Provider.identity_sources``);
+    secrets and file contents enter only as part of the digest."""
     import hashlib
     import json
 
     from credhelper import registry
 
-    material = {
+    provider_cls = registry.load(provider)
+    if caller is None:
+        caller = Caller.of(provider_cls(conf), env)
+    material: dict[str, object] = {
         "provider": provider,
         "settings": {n: v.value for n, v in sorted(conf.values.items()) if v.setting.credential},
-        "identity": {n: env.get(n) for n in registry.load(provider).identity_env},
+        "identity": {n: env.get(n) for n in provider_cls.identity_env},
     }
+    if caller.variables or caller.digests:  # absent for most: their keys stay as they were
+        material["caller"] = {"variables": {n: env.get(n) for n in caller.variables},
+                              "files": caller.digests}
     data = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+class Caller:
+    """Who asks, beyond the settings: the variables and files the provider reads its
+    identity from, each file's identity (for the snapshot, taken before it is read) and a
+    digest of its content (for the cache key)."""
+
+    MAX_BYTES = 1024 * 1024  # an identity file is small; a device or a log is not read on
+
+    def __init__(self) -> None:
+        self.variables: list[str] = []
+        self.files: list[list[object]] = []
+        self.digests: dict[str, str | None] = {}
+
+    @classmethod
+    def of(cls, provider: Provider, env: Mapping[str, str]) -> Caller:
+        import hashlib
+
+        self = cls()
+        files, self.variables = provider.identity_sources(env)
+        for path in dict.fromkeys(files):
+            self.files.append(snapshot.file_identity(path))
+            try:
+                # Non-blocking: a FIFO planted there must not hold the run.
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+                try:
+                    data = os.read(fd, cls.MAX_BYTES)
+                finally:
+                    os.close(fd)
+                self.digests[path] = hashlib.sha256(data).hexdigest()
+            except (OSError, ValueError):
+                self.digests[path] = None  # absent or unreadable: the run says why
+        return self

@@ -242,6 +242,18 @@ class Provider:
         """Where the credential comes from, in a few words, for status and logs."""
         return self.name
 
+    def identity_sources(self, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """(files, variables) whose content says who is asking, besides ``identity_env``:
+        by default the files and variables that secret-valued settings reference (a token
+        in ``file:PATH``). Their content enters the cache key as a digest and the files'
+        identity the hot-path snapshot, so an identity switched by rewriting a file is
+        never served the previous identity's credential. Backends that read identity
+        files of their own (``~/.vault-token``, ``~/.aws/credentials``) add them."""
+        from credhelper import secretref
+
+        return secretref.references(
+            self.config, [(s.name, None) for s in self.settings if s.secret], env)
+
     def diagnose(self, request: Request) -> list[tuple[str, str, str]]:
         """Checks for doctor, as (status, check, detail) with status ok|warn|fail."""
         return []

@@ -222,6 +222,26 @@ def resolve(request: Request, config: ProviderConfig, name: str, what: str, *,
     return read(request, found, what, clear=clear, missing_ok=missing_ok)
 
 
+def references(config: ProviderConfig, settings: list[tuple[str, dict[str, str] | None]],
+               env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The files and variables the secret-valued ``settings`` (name, deprecated aliases)
+    point at, as (paths with ~ expanded, variable names): where a changed value may mean
+    another identity. Malformed references are left to the run, which reports them."""
+    files: list[str] = []
+    variables: list[str] = []
+    for name, aliases in settings:
+        try:
+            found = find(config, name, aliases)
+            ref = found.ref if found is not None else None
+        except ConfigError:
+            continue
+        if ref is not None and ref.kind == FILE:
+            files.append(expand_home(ref.target, env))
+        elif ref is not None and ref.kind == ENV:
+            variables.append(ref.target)
+    return files, variables
+
+
 def value_of(request: Request, value: str, what: str, where: str = "", *, clear: str = WARN,
              from_environment: bool = False, missing_ok: bool = False) -> str | None:
     """``read`` for a raw value that is no setting (a built-in default, a test)."""

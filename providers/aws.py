@@ -28,6 +28,10 @@ from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, Log
 from credhelper.provider import Credential, Provider, Setting
 from credhelper.providers import aws_verify
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 # external_id may name where it is kept (credhelper.secretref); in clear it is fine: AWS
 # calls an external ID an identifier, not a secret.
 EXTERNAL_ID = secretref.Spec("external_id", "external ID", secretref.OK)
@@ -115,6 +119,15 @@ class AwsProvider(Provider):
             where += f" -> {c['role_arn']}"
         what = {"secretsmanager": f"secret {c.get('secret_id')!r}"}.get(c["mode"], c["mode"])
         return f"AWS {what} via {where}"
+
+    def identity_sources(self, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """The shared config and credentials files, where profiles and keys live: another
+        key pair written there is another caller."""
+        files, variables = super().identity_sources(env)
+        for variable, default in (("AWS_CONFIG_FILE", "~/.aws/config"),
+                                  ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")):
+            files.append(secretref.expand_home(env.get(variable) or default, env))
+        return files, variables
 
     # ------------------------------------------------------------ the run
 

@@ -34,6 +34,10 @@ from credhelper.errors import (
 )
 from credhelper.provider import Credential, Provider, Setting
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 AUTH_METHODS = ("token", "approle", "userpass", "ldap", "jwt", "kubernetes", "cert")
 KUBERNETES_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 # A KV secret has no expiry of its own: without max_age it is read again after this.
@@ -146,6 +150,16 @@ class VaultProvider(Provider):
             if c.get(name) and not c[name].strip("/"):
                 raise ConfigError(f"{c.source(name)}: empty path")
         return chosen[0]
+
+    def identity_sources(self, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """Every secret setting's file or variable, and the token file `vault login`
+        writes when the token comes from there."""
+        c = self.config
+        files, variables = secretref.references(
+            c, [(name, spec.aliases) for name, spec in SECRETS.items()], env)
+        if c["auth"] == "token" and not c.get("token"):
+            files.append(secretref.expand_home(c["token_file"], env))
+        return files, variables
 
     def _mount(self) -> str:
         return (self.config.get("mount") or self.config["auth"]).strip("/")

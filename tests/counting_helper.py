@@ -27,6 +27,8 @@ class CountingProvider(Provider):
         # Where the backend keeps its current value, when a test rotates it: not part of
         # the cache key, as a secret stored in a real backend is not.
         Setting("value_file", "path", credential=False),
+        # The expiry the backend gives, as a float's text ("inf", "1e300"), instead of ttl.
+        Setting("expiry", credential=False),
         Setting("behaviour", "choice", "ok", credential=False,
                 choices=("ok", "unavailable", "refused", "login", "hang", "bug", "print",
                          "slow", "no-expiry", "newline")),
@@ -61,6 +63,8 @@ class CountingProvider(Provider):
         if behaviour == "newline":
             token += "\nsecond line"
         expires = None if behaviour == "no-expiry" else time.time() + self.config["ttl"]
+        if self.config.get("expiry"):
+            expires = float(self.config["expiry"])
         return Credential(token, expires, details={"source": "counting"})
 
 
