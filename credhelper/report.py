@@ -264,8 +264,15 @@ def doctor(app: App, providers: list[str]) -> dict[str, Any]:
         configured = []
     sections.append({"title": "configuration sources", "checks": source_checks})
 
-    for name in providers or configured or registry.names():
-        sections.append(_doctor_provider(app, name))
+    for name in providers or registry.names():
+        if name in configured or name in providers:
+            sections.append(_doctor_provider(app, name))
+        else:  # nobody set it up: nothing to check, nothing failed
+            sections.append({"title": f"provider {name}", "checks": [_check(
+                "skip", "not configured",
+                f"no [{name}] table in the configuration files or the managed preferences "
+                f"and no CREDHELPER_{name.upper()}_ variables; `credhelper doctor "
+                f"--provider {name}` checks it anyway")]})
 
     directory = _cache_directory(app)
     cache_checks = [_check("ok", "directory", directory)]
@@ -505,7 +512,7 @@ def keyring_backend() -> tuple[str, str, str]:
 
 
 def format_doctor(result: dict[str, Any]) -> str:
-    marks = {"ok": "  ok  ", "warn": " warn ", "fail": " FAIL "}
+    marks = {"ok": "  ok  ", "warn": " warn ", "fail": " FAIL ", "skip": "  --  "}
     lines = []
     for section in result["sections"]:
         lines.append(f"== {section['title']}")

@@ -76,3 +76,28 @@ def test_doctor_names_the_keyring_backend(keyring_env):
     p = run(["credhelper", "doctor", "-p", "keyring", "--json"], keyring_env)
     backend = checks(json.loads(p.stdout), "cache")["keyring backend"]
     assert backend["status"] == "ok" and "SecretService" in backend["detail"]
+
+
+def test_a_fresh_install_reads_not_configured_and_passes(base_env):
+    p = run(["credhelper", "doctor", "--json"], base_env)
+    assert p.returncode == 0, p.stdout
+    report = json.loads(p.stdout)
+    for name in ("vault", "aws", "azure", "oidc", "keyring"):
+        [check] = checks(report, f"provider {name}").values()
+        assert check["status"] == "skip" and check["check"] == "not configured"
+        assert f"--provider {name}" in check["detail"]
+    plain = run(["credhelper", "doctor"], base_env)
+    assert plain.returncode == 0 and "FAIL" not in plain.stdout.decode()
+
+
+def test_only_a_configured_broken_backend_fails_doctor(base_env):
+    env = {**base_env, "CREDHELPER_VAULT_SECRET": "secret/gateway",
+           "VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": CANARY}  # nothing listens
+    p = run(["credhelper", "doctor", "--json"], env)
+    assert p.returncode == 2
+    report = json.loads(p.stdout)
+    assert any(c["status"] == "fail" for c in checks(report, "provider vault").values())
+    assert checks(report, "provider aws")["not configured"]["status"] == "skip"
+    # asked for by name, an unconfigured backend is checked, and its failure counts
+    p = run(["credhelper", "doctor", "--provider", "oidc"], base_env)
+    assert p.returncode == 2 and "missing setting [oidc]" in p.stdout.decode()
