@@ -118,7 +118,13 @@ def _status_command(fixed_provider: str | None) -> click.Command:
 
 
 def _login_commands(provider: str) -> list[click.Command]:
-    @click.command("login")
+    import inspect
+
+    # The backend's own words for its sign-in (Vault's auth methods, the identity
+    # provider's browser or device code), else the general ones.
+    own = inspect.getdoc(registry.load(provider).login) or ""
+
+    @click.command("login", help=own if "Sign in" in own else None)
     @click.pass_obj
     def login(app: App) -> None:
         """Sign in now (device code or browser); later runs use the sign-in silently."""

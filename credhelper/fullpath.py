@@ -85,7 +85,7 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
         if expires_at is None:
             log.debug("not cached: the backend gives no expiry and max_age is not set")
         else:
-            origin = "the backend" if from_backend else "max_age"
+            origin = cred.expiry_origin if from_backend else "max_age"
             log.debug(f"new credential valid for {int(expires_at - now)}s (expiry from {origin})")
             try:
                 cache.store(Entry(provider_name, key, token, cred.headers, expires_at, now,

@@ -82,15 +82,19 @@ COMMON_SETTINGS = (
 class Credential:
     """What a provider's fetch returns."""
 
-    __slots__ = ("token", "expires_at", "headers", "details")
+    __slots__ = ("token", "expires_at", "headers", "details", "expiry_origin")
 
     def __init__(self, token: str, expires_at: float | None = None,
                  headers: dict[str, str] | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None,
+                 expiry_origin: str = "the backend") -> None:
         self.token = token
         self.expires_at = expires_at  # Unix time; None when the backend gives none
         self.headers = headers if headers is not None else {}
         self.details = details if details is not None else {}  # for status; never a secret
+        # Where expires_at comes from, for --debug: a provider that makes one up for a
+        # secret without expiry (a KV secret's max_age default) says so.
+        self.expiry_origin = expiry_origin
 
 
 def _http_session(*args: Any, **kwargs: Any) -> Any:

@@ -478,6 +478,8 @@ class AzureProvider(Provider):
                 continue
             facts[f"access token ({t.get('target', '')})"] = (
                 f"expires in {left}s" if left > 0 else f"expired {-left}s ago")
+        """Sign in to Microsoft Entra ID now with a device code and keep MSAL's token
+        cache, so that later runs get new tokens silently."""
         ids = list(cache.search(T.ID_TOKEN,
                                 query={"home_account_id": account.get("home_account_id")}))
         if ids and isinstance(ids[0].get("secret"), str):

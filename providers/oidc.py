@@ -490,6 +490,8 @@ class OidcProvider(Provider):
         try:
             try:
                 secret = self.client_secret(request)
+        """Sign in at the identity provider now (in the browser, or with a device code)
+        and keep the refresh token, so that later runs get new tokens silently."""
             except (ConfigError, BackendUnavailable, LoginRequired):
                 secret = None  # said above; discovery needs no secret
             sess = self._session(request, secret)

@@ -420,9 +420,15 @@ class VaultProvider(Provider):
             return Credential(token, expires_at, details=details)
 
         data: object
+        # A KV secret (or a read without a lease) has no expiry of its own.
+        static_age = (f"max_age, set by {c.source('max_age')}" if c.get("max_age") else
+                      f"the default max_age for a secret without expiry "
+                      f"({DEFAULT_STATIC_AGE:.0f}s)")
+        origin = "the backend"
         if target == "secret":
             data, where, extra = self._read_kv(vault, request)
             expires_at = now + (c.get("max_age") or DEFAULT_STATIC_AGE)
+            origin = static_age
             details.update(extra)
         else:
             where = c["path"].strip("/")
@@ -434,14 +440,16 @@ class VaultProvider(Provider):
                 details["lease_duration"] = f"{lease:.0f}s"
             else:
                 expires_at = now + (c.get("max_age") or DEFAULT_STATIC_AGE)
+                origin = static_age
             # A lease dies with the token that made it.
             if vault.token_expires_at is not None and vault.token_expires_at < expires_at:
                 expires_at = vault.token_expires_at
+                origin = "the Vault token's expiry"
         if not isinstance(data, dict):
             raise AccessDenied(f"Vault returned no data at {where}")
         token = _pick_field(data, c.get("field"), where, c.source("field"))
         request.log.secret(token)
-        return Credential(token, expires_at, details=details)
+        return Credential(token, expires_at, details=details, expiry_origin=origin)
 
     def _read_kv(self, vault: Vault, request) -> tuple[object, str, dict]:
         c = self.config
@@ -496,6 +504,10 @@ class VaultProvider(Provider):
     # ------------------------------------------------------------ login / logout / status / doctor
 
     def login(self, request) -> None:
+        """Sign in to Vault now with the configured auth method (userpass and ldap ask for
+        the password; approle, jwt, kubernetes and cert use their settings) and keep the
+        Vault token, renewed while it can be, for later runs. With auth = token, sign in
+        with `bao login` / `vault login` instead."""
         if self.config["auth"] == "token":
             raise ConfigError(
                 "auth = token has no sign-in of its own",
