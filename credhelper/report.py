@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 def _when(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    except (OverflowError, ValueError, OSError):  # a claim of 1e999, NaN, year 10000
+        return "no date"
 
 
 def describe_entry(entry: Entry, location: str, now: float, min_validity: float | None,
@@ -101,8 +104,14 @@ def status(app: App, names: list[str], show_secret: bool) -> list[dict[str, Any]
             continue
         entry = run.cache.load(name, run.key)
         if entry is None:
+            why = "nothing cached"
+            if run.config["cache"] == "none":
+                why += ' (cache = "none")'
+            elif not run.config.get("max_age"):
+                why += (" (yet, or the backend gives this credential no expiry: then every "
+                        "run reads it again, unless max_age is set)")
             results.append({"provider": name, "current": True, "source": run.provider.describe(),
-                            "location": run.cache.path(name, run.key), "problem": "nothing cached"})
+                            "location": run.cache.path(name, run.key), "problem": why})
         else:
             results.append(describe_entry(entry, run.cache.path(name, run.key), now,
                                           run.config["min_validity"], show_secret, True))
@@ -134,9 +143,9 @@ def format_status(entries: list[dict[str, Any]], now: float) -> str:
         title = e["provider"] + ("" if e.get("current", True) else "  (an earlier configuration)")
         lines = [title]
         if "problem" in e:
-            for key in ("source", "location"):
+            for key, label in (("source", "source:"), ("location", "cached:")):
                 if e.get(key):
-                    lines.append(f"  {key + ':':<10} {e[key]}")
+                    lines.append(f"  {label:<10} {e[key]}")
             lines.append(f"  {'state:':<10} {e['problem']}")
             lines += [f"  {'budget:':<10} {line}" for line in e.get("budget", [])]
             for key, value in e.get("backend", {}).items():

@@ -109,6 +109,16 @@ def test_an_expiry_no_clock_can_show_is_no_expiry_with_one_warning(keyring_env, 
     second = run(["credhelper-keyring", "--debug"], keyring_env)  # max_age: cached
     assert second.stdout == first.stdout and "cache hit" in second.stderr
     assert "no date" not in second.stderr
+    status = run(["credhelper-keyring", "status"], keyring_env)  # the claim is shown as is
+    assert status.returncode == 0 and "exp: " in status.stdout.decode(), status.stderr
+
+
+def test_status_says_why_a_credential_without_expiry_is_not_cached(keyring_env):
+    assert run(["credhelper-keyring", "store"], keyring_env, input=CANARY + "\n").returncode == 0
+    assert run("credhelper-keyring", keyring_env).returncode == 0
+    status = run(["credhelper-keyring", "status"], keyring_env).stdout.decode()
+    assert "nothing cached" in status and "unless max_age is set" in status
+    assert "cached:" in status and "location:" not in status  # the same label as an entry's
 
 
 def test_an_expiry_no_clock_can_show_without_max_age_is_not_cached(counting_env):
