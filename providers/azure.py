@@ -36,6 +36,7 @@ from .device_flow import (
     oauth_error,
     present,
     remember_token_secrets,
+    state_lock,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -168,7 +169,11 @@ class AzureProvider(Provider):
                 hint='run inside a desktop session with GNOME Keyring or KWallet, or set '
                      '[azure] token_cache = "file" to keep it in a private 0600 file',
             )
-        return _TokenCache(KeyringStore(KEYRING_SERVICE, "the Secret Service (keyring)"), digest)
+        # Bounded by the run's deadline; an unlock dialog only where a person waits.
+        return _TokenCache(KeyringStore(
+            KEYRING_SERVICE, "the Secret Service (keyring)",
+            request.login_deadline if request.interactive else request.deadline,
+            request.interactive), digest)
 
     def _load(self, request):
         import msal
@@ -188,6 +193,33 @@ class AzureProvider(Provider):
             store.save(cache.serialize())
             cache.has_state_changed = False
             request.log.debug(f"saved the MSAL token cache to {store.label}")
+
+    def _save_sign_in(self, request, cache, store, before: str) -> None:
+        """Save what a sign-in (made without the lock) changed in MSAL's cache onto the
+        cache as it is now, under the lock: another run may have renewed, and so rotated,
+        a refresh token meanwhile, and writing back the copy read before the sign-in
+        would bring the spent one back."""
+        import json
+
+        if not cache.has_state_changed:
+            return
+        mine, old = json.loads(cache.serialize()), json.loads(before)
+        with self._cache_lock(request):
+            try:
+                now = json.loads(store.load() or "{}")
+            except ValueError:
+                now = {}
+            if not isinstance(now, dict):
+                now = {}
+            for kind, items in mine.items():
+                for key, item in items.items():
+                    if old.get(kind, {}).get(key) != item:
+                        section = now.get(kind)
+                        now[kind] = section = section if isinstance(section, dict) else {}
+                        section[key] = item
+            store.save(json.dumps(now, indent=4))
+        cache.has_state_changed = False
+        request.log.debug(f"saved the MSAL token cache to {store.label}")
 
     def _http(self, request):
         """MSAL's http_client. MSAL applies its own ``timeout`` only to a session it makes
@@ -249,32 +281,45 @@ class AzureProvider(Provider):
 
     # ------------------------------------------------------------ the run
 
+    def _cache_lock(self, request):
+        """The lock of MSAL's token cache, held from reading it to writing it back: every
+        configuration of one authority and client shares that cache and its refresh
+        token (token = access or id, any scopes), whatever its cache key."""
+        return state_lock(request, self.name, "msal:" + self._digest())
+
     def fetch(self, request) -> Credential:
         import msal
 
         scopes = self._scopes()
-        cache, store = self._load(request)
         # A device sign-in an earlier run started (and the person may have finished since)
         # is completed first, in any context; see device_flow.PendingSignIn.
         pending = PendingSignIn(request, "azure:" + self._pending_name(scopes))
-        started = pending.load()
-        if started is None and not list(cache.search(msal.TokenCache.CredentialType.ACCOUNT)):
-            # No saved sign-in: a background run ends here, before any network call.
-            request.require_interactive("nobody has signed in to Azure AD yet", LOGIN_HINT)
-        try:
-            app = self._app(request, cache)
-            result = None if started is not None else self._silent(request, app, scopes)
-            if result is None:
-                if started is None:
+        with self._cache_lock(request) as lock:
+            lock.check()  # exit 4 at the deadline; a still-valid cached token is served
+            cache, store = self._load(request)
+            started = pending.load()
+            if started is None and not list(cache.search(
+                    msal.TokenCache.CredentialType.ACCOUNT)):
+                # No saved sign-in: a background run ends here, before any network call.
+                request.require_interactive("nobody has signed in to Azure AD yet", LOGIN_HINT)
+            try:
+                app = self._app(request, cache)
+                result = None if started is not None else self._silent(request, app, scopes)
+                if result is None and started is None:
                     accounts = self._msal(request, "reading the token cache", app.get_accounts)
                     what = ("the saved Azure AD sign-in needs to be renewed" if accounts
                             else "nobody has signed in to Azure AD yet")
                     request.require_interactive(what, LOGIN_HINT)
-                # A person is waiting: the longer bound, for MSAL's calls too (see _http).
-                request = self._active = request.signing_in()
+            finally:
+                self._save(request, cache, store)
+        if result is None:  # a person signs in, without the lock: others must not wait
+            # A person is waiting: the longer bound, for MSAL's calls too (see _http).
+            request = self._active = request.signing_in()
+            before = cache.serialize()
+            try:
                 result = self._device_flow(request, app, scopes, pending, started)
-        finally:
-            self._save(request, cache, store)
+            finally:
+                self._save_sign_in(request, cache, store, before)
         return self._credential(request, result)
 
     def _pending_name(self, scopes: list[str]) -> str:
@@ -437,15 +482,19 @@ class AzureProvider(Provider):
     # ------------------------------------------------------------ login / logout / status / doctor
 
     def login(self, request) -> None:
+        """Sign in to Microsoft Entra ID now with a device code and keep MSAL's token
+        cache, so that later runs get new tokens silently."""
         scopes = self._scopes()
         request = request.signing_in()  # a person is waiting: the longer bound
-        cache, store = self._load(request)
+        with self._cache_lock(request):
+            cache, store = self._load(request)
+        before = cache.serialize()
         pending = PendingSignIn(request, "azure:" + self._pending_name(scopes))
         try:
             app = self._app(request, cache)
             self._device_flow(request, app, scopes, pending, pending.load())
         finally:
-            self._save(request, cache, store)
+            self._save_sign_in(request, cache, store, before)
 
     def logout(self, request) -> None:
         self.store(request).delete()
@@ -478,8 +527,6 @@ class AzureProvider(Provider):
                 continue
             facts[f"access token ({t.get('target', '')})"] = (
                 f"expires in {left}s" if left > 0 else f"expired {-left}s ago")
-        """Sign in to Microsoft Entra ID now with a device code and keep MSAL's token
-        cache, so that later runs get new tokens silently."""
         ids = list(cache.search(T.ID_TOKEN,
                                 query={"home_account_id": account.get("home_account_id")}))
         if ids and isinstance(ids[0].get("secret"), str):

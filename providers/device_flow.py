@@ -189,6 +189,35 @@ def bounded(value, default: float, low: float, high: float) -> float:
     return min(max(number, low), high) if math.isfinite(number) else default
 
 
+def state_lock(request, provider: str, name: str):
+    """A cross-process lock for the provider state ``name`` (a refresh token, MSAL's token
+    cache), bounded by the run's deadline: hold it from reading the state to saving what
+    replaces it. The core's lock is per cache key, and configurations that differ only in
+    what they print (``token = "access"`` or ``"id"``, other scopes of one MSAL cache)
+    share one refresh token under different keys: two of them spending it at once is a
+    reuse, which a rotating provider answers by revoking the whole sign-in."""
+    import hashlib
+
+    from credhelper.cache import Lock
+
+    directory = getattr(request.state, "directory", None)
+    if directory is None:  # a state kept in memory (in-process tests): one process
+        return _NoLock()
+    digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+    return Lock(directory, provider, f"state-{digest}", request.deadline, request.log)
+
+
+class _NoLock:
+    def __enter__(self) -> _NoLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def check(self) -> None:
+        pass
+
+
 class StillPending(Exception):
     """Polling ended at the run's deadline while the person had not yet approved."""
 

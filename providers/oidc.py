@@ -4,9 +4,11 @@ Endpoints come from the issuer's discovery document. ``grant = device_code`` sig
 in with the device flow (interactive context only) and keeps the refresh token in the
 provider's private state (a 0600 file, or the OS keyring with ``cache = "keyring"``); later
 runs renew silently with it. Providers that rotate refresh tokens hand out a new one on
-every renewal: it replaces the old one at once, and the core's lock guarantees that two
-runs never spend the same one. ``client_credentials`` serves machines without a person;
-``refresh_token`` renews a saved or provisioned refresh token and never asks anyone.
+every renewal: it replaces the old one at once, and a lock per refresh state (not the
+core's, which is per cache key) keeps two runs from spending the same one, even runs of
+two configurations that share the sign-in (``token = "access"`` and ``"id"``).
+``client_credentials`` serves machines without a person; ``refresh_token`` renews a saved
+or provisioned refresh token and never asks anyone.
 
 authlib and requests are imported inside methods only.
 """
@@ -19,7 +21,13 @@ import time
 
 from credhelper import jwt, net, secretref
 from credhelper.durations import parse_retry_after
-from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
+from credhelper.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    ConfigError,
+    CredhelperError,
+    LoginRequired,
+)
 from credhelper.provider import Credential, Provider, Setting
 
 from .device_flow import (
@@ -33,6 +41,7 @@ from .device_flow import (
     oauth_error,
     present,
     remember_token_secrets,
+    state_lock,
 )
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -214,7 +223,7 @@ class OidcProvider(Provider):
                                                          "token", **params), "client credentials")
         # Without a saved sign-in a background run ends here, before any network call,
         # unless a person has a sign-in under way: then any run may finish it.
-        refresh = self._saved_refresh_token(request)
+        refresh = self._saved_refresh_token(request, request.state.load(self._state_name()))
         pending = PendingSignIn(request, self._state_name())
         started = None
         if not refresh:
@@ -232,7 +241,6 @@ class OidcProvider(Provider):
             try:
                 return self._refresh(request, sess, doc, refresh)
             except LoginRequired:
-                request.state.delete(self._state_name())
                 if self.config["grant"] != "device_code":
                     raise
                 started = pending.load()
@@ -242,8 +250,10 @@ class OidcProvider(Provider):
         token = self._device_flow(request, sess, doc, pending, started)
         return self._credential(request, token, "device code sign-in")
 
-    def _saved_refresh_token(self, request) -> str | None:
-        state = request.state.load(self._state_name()) or {}
+    def _saved_refresh_token(self, request, state: dict | None) -> str | None:
+        """The refresh token to spend next: from ``state`` (this sign-in's saved state), or
+        a new one provisioned in refresh_token_file."""
+        state = state or {}
         seed_file = self.config.get("refresh_token_file")
         seed = None
         if seed_file and self.config["grant"] == "refresh_token":
@@ -265,11 +275,18 @@ class OidcProvider(Provider):
         return None
 
     def _save(self, request, token: dict, previous: str | None = None) -> None:
-        """Keep the newest refresh token (rotation: the new one replaces the old at once)."""
+        """Keep the newest refresh token (rotation: the new one replaces the old at once),
+        and the tokens of its answer: a run of another configuration that waited for this
+        renewal prints those instead of spending the new refresh token (see _refresh).
+        Callers hold the state's lock."""
         new = token.get("refresh_token") or previous
         if not new:
             return
-        doc = {"refresh_token": new, "saved_at": request.now()}
+        doc: dict = {"refresh_token": new, "saved_at": request.now()}
+        if self._sent_at is not None:
+            doc["sent_at"] = self._sent_at
+            doc["tokens"] = {k: token[k] for k in ("access_token", "id_token", "expires_in")
+                             if k in token}
         seed_file = self.config.get("refresh_token_file")
         if seed_file and self.config["grant"] == "refresh_token":
             old = request.state.load(self._state_name()) or {}
@@ -285,13 +302,60 @@ class OidcProvider(Provider):
                               or claims.get("sub"))
         request.state.save(self._state_name(), doc)
 
-    def _refresh(self, request, sess, doc: dict, refresh: str) -> Credential:
-        params = {"grant_type": "refresh_token", "refresh_token": refresh, **self.extra_params()}
-        token = self._token(request, sess, doc["token_endpoint"], "refresh", **params)
-        self._save(request, token, previous=refresh)
+    def _state_lock(self, request):
+        return state_lock(request, self.name, self._state_name())
+
+    def _refresh(self, request, sess, doc: dict, seen: str) -> Credential:
+        """Renew with the saved refresh token (``seen``, read before the lock). From
+        reading the state to saving the new one this holds the state's lock: every
+        configuration sharing the sign-in takes it, whatever its cache key."""
+        name = self._state_name()
+        with self._state_lock(request) as lock:
+            lock.check()  # exit 4 at the deadline; a still-valid cached token is served
+            state = request.state.load(name)
+            refresh = self._saved_refresh_token(request, state)
+            if refresh != seen:  # another run renewed (or lost) it while this one waited
+                if refresh is None:
+                    raise oauth_error("invalid_grant", None, self.config["issuer"],
+                                      self._login_hint(), "refresh")
+                renewed = self._renewed(request, state or {})
+                if renewed is not None:
+                    return renewed
+            params = {"grant_type": "refresh_token", "refresh_token": refresh,
+                      **self.extra_params()}
+            try:
+                token = self._token(request, sess, doc["token_endpoint"], "refresh", **params)
+            except LoginRequired:
+                # Forget the sign-in only while it still holds the refresh token refused: a
+                # sign-in saved meanwhile (the device flow saves outside this wait) stays.
+                if self._saved_refresh_token(request, request.state.load(name)) == refresh:
+                    request.state.delete(name)
+                raise
+            self._save(request, token, previous=refresh)
         if token.get("refresh_token") and token["refresh_token"] != refresh:
             request.log.debug("the provider rotated the refresh token; saved the new one")
         return self._credential(request, token, "refresh token")
+
+    def _renewed(self, request, state: dict) -> Credential | None:
+        """The credential in the answer of the renewal another run has just made, while
+        it stays valid for min_validity (then spending the new refresh token would buy
+        nothing); None otherwise."""
+        tokens, sent_at = state.get("tokens"), state.get("sent_at")
+        if (not isinstance(tokens, dict) or isinstance(sent_at, bool)
+                or not isinstance(sent_at, (int, float))):
+            return None
+        remember_token_secrets(request, tokens)
+        self._sent_at = float(sent_at)
+        try:
+            credential = self._credential(request, tokens, "refresh token (by another run)")
+        except CredhelperError:  # no such token in that answer, or it has expired
+            return None
+        if (credential.expires_at is None
+                or credential.expires_at - request.now() < self.config["min_validity"]):
+            return None
+        request.log.debug("another run renewed the sign-in while this one waited: "
+                          "using the tokens it got")
+        return credential
 
     def _device_flow(self, request, sess, doc: dict, pending: PendingSignIn,
                      started: dict | None = None) -> dict:
@@ -392,7 +456,8 @@ class OidcProvider(Provider):
                 raise self._network_error(exc) from None
             else:
                 token = remember_token_secrets(request, dict(token))
-                self._save(request, token)
+                with self._state_lock(request):
+                    self._save(request, token)
                 if not token.get("refresh_token"):
                     request.log.warning("the provider issued no refresh token: "
                                         "the next run after this token expires "
@@ -425,6 +490,8 @@ class OidcProvider(Provider):
     # ------------------------------------------------------------ login / logout / status / doctor
 
     def login(self, request) -> None:
+        """Sign in at the identity provider now (in the browser, or with a device code)
+        and keep the refresh token, so that later runs get new tokens silently."""
         if self.config["grant"] == "client_credentials":
             raise ConfigError("grant = client_credentials has no sign-in: "
                               "the client secret is the login")
@@ -440,7 +507,8 @@ class OidcProvider(Provider):
             from .loopback import browser_sign_in
 
             token = browser_sign_in(self, request, sess, doc)
-            self._save(request, token)
+            with self._state_lock(request):
+                self._save(request, token)
             return
         pending = PendingSignIn(request, self._state_name())
         self._device_flow(request, sess, doc, pending, pending.load())
@@ -490,8 +558,6 @@ class OidcProvider(Provider):
         try:
             try:
                 secret = self.client_secret(request)
-        """Sign in at the identity provider now (in the browser, or with a device code)
-        and keep the refresh token, so that later runs get new tokens silently."""
             except (ConfigError, BackendUnavailable, LoginRequired):
                 secret = None  # said above; discovery needs no secret
             sess = self._session(request, secret)

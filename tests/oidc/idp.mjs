@@ -9,7 +9,9 @@
 //
 // The person's side is a tiny form flow a test can drive with one HTTP session:
 // GET /idp/device, post the user code, confirm (or abort), log in, consent (or deny).
-// GET /idp-stats returns counts of token requests by grant type, for the tests.
+// GET /idp-stats returns counts of token requests by grant type, for the tests, and
+// refresh_token_reused: refresh-token grants that presented a refresh token already
+// presented before (a client spending one refresh token twice).
 import https from 'node:https';
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
@@ -21,6 +23,7 @@ const shortTtl = Number(process.env.IDP_SHORT_TTL || 5);
 const GATEWAY = 'https://gateway.example';
 const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
 const stats = {};
+const presented = new Set(); // every refresh token a refresh-token grant has presented
 
 const publicClient = (id) => ({
   client_id: id,
@@ -102,6 +105,11 @@ provider.use(async (ctx, next) => {
     const grant = ctx.oidc?.params?.grant_type || 'unknown';
     const key = `${grant}:${ctx.status}`;
     stats[key] = (stats[key] || 0) + 1;
+    const spent = grant === 'refresh_token' && ctx.oidc?.params?.refresh_token;
+    if (spent) {
+      if (presented.has(spent)) stats.refresh_token_reused = (stats.refresh_token_reused || 0) + 1;
+      presented.add(spent);
+    }
     return;
   }
   await next();
