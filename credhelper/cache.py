@@ -113,16 +113,31 @@ def entry_name(provider: str, key: str) -> str:
     return f"{provider}-{key}"
 
 
+_said: set[str] = set()  # warnings given in this process: the hot path and the full path
+# read the same entry up to three times, and one line says it
+
+
+def _warn_once(log: Log, message: str, about: str | None = None) -> None:
+    """``message``, unless this process said it (or another line ``about`` the same)."""
+    about = message if about is None else about
+    if about not in _said:
+        _said.add(about)
+        log.warning(message)
+
+
 class Cache:
     """Entries over one secret store (``credhelper.store``): a private file each, the OS
     keyring, or nowhere. A damaged or foreign entry is a miss with a warning; an unsafe
-    cache directory is an error (exit 2); a keyring that cannot be read is a miss with a
+    cache directory is an error (exit 2); a keyring that cannot be read (or does not
+    answer by ``deadline``) is a miss with a
     warning, and one that cannot be written fails ``store`` like a full disk (the caller
-    warns and still prints)."""
+    warns and still prints). ``deadline`` and ``may_prompt``: see store.KeyringStore."""
 
-    def __init__(self, directory: str, log: Log, mode: str = "file"):
+    def __init__(self, directory: str, log: Log, mode: str = "file",
+                 deadline: float | None = None, may_prompt: bool = False):
         self.directory, self.log, self.mode = directory, log, mode
-        self.secrets = store.open_store(mode, directory, suffix=SUFFIX)
+        self.secrets = store.open_store(mode, directory, suffix=SUFFIX, deadline=deadline,
+                                        may_prompt=may_prompt)
 
     def path(self, provider: str, key: str) -> str:
         return self.secrets.where(entry_name(provider, key))
@@ -133,7 +148,7 @@ class Cache:
         try:
             data = self.secrets.load(name)
         except STALE_IF_ERROR as exc:
-            self.log.warning(f"cannot read the cache: {exc.message}")
+            _warn_once(self.log, f"cannot read the cache: {exc.message}")
             return None
         if data is None:
             return None
@@ -176,8 +191,9 @@ class Cache:
 FileCache = Cache  # the cache directory's files, whatever the configured mode
 
 
-def open_cache(mode: str, directory: str, log: Log) -> Cache:
-    return Cache(directory, log, mode)
+def open_cache(mode: str, directory: str, log: Log, deadline: float | None = None,
+               may_prompt: bool = False) -> Cache:
+    return Cache(directory, log, mode, deadline, may_prompt)
 
 
 class Lock:
@@ -242,9 +258,11 @@ class StateStore:
     Losing state costs a new sign-in, never the run: read and write failures are warnings.
     """
 
-    def __init__(self, mode: str, directory: str, provider: str, log: Log):
+    def __init__(self, mode: str, directory: str, provider: str, log: Log,
+                 deadline: float | None = None, may_prompt: bool = False):
         self.mode, self.directory, self.provider, self.log = mode, directory, provider, log
-        self.secrets = store.open_store(mode, directory, suffix=".json")
+        self.secrets = store.open_store(mode, directory, suffix=".json", deadline=deadline,
+                                        may_prompt=may_prompt)
 
     def _name(self, name: str) -> str:
         import hashlib

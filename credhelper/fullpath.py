@@ -135,6 +135,7 @@ class Run:
     caller: Caller
     budget: Budget
     deadlines: Deadlines
+    timeout: float
     request: Request
 
     @classmethod
@@ -159,7 +160,6 @@ class Run:
             log.log_file = conf["log_file"]
         self.provider = provider_cls(conf)
         self.directory = cache_dir(env)
-        self.cache = open_cache(conf["cache"], self.directory, log)
         self.caller = Caller.of(self.provider, env)
         self.key = cache_key(provider_name, conf, env, self.caller)
         name, interactive = context.resolve(env, stderr if stderr is not None else sys.stderr)
@@ -167,6 +167,11 @@ class Run:
         self.budget = budget_mod.read(conf)
         self.deadlines = (budget_mod.Deadlines.by_hand(start, conf) if by_hand
                           else budget_mod.Deadlines.compute(start, conf, self.budget))
+        # Keyring calls (cache, state) end by the run's deadline; only a run a person
+        # waits at may let the keyring show an unlock dialog.
+        self.timeout = self.deadlines.network - start  # the hot path's bound, too
+        keyring_deadline = self.deadlines.sign_in if interactive else self.deadlines.network
+        self.cache = open_cache(conf["cache"], self.directory, log, keyring_deadline, interactive)
         stdin_tty = context.is_terminal(stdin if stdin is not None else sys.stdin)
         stderr_tty = context.is_terminal(stderr if stderr is not None else sys.stderr)
         self.request = Request(
@@ -181,7 +186,7 @@ class Run:
             env=env,
             clock=clock,
             state=StateStore("keyring" if conf["cache"] == "keyring" else "file",
-                             self.directory, provider_name, log),
+                             self.directory, provider_name, log, keyring_deadline, interactive),
         )
         return self
 
@@ -240,6 +245,7 @@ class Run:
                     "output": conf["output"],
                     "headers": conf["headers"],
                     "log_file": conf.get("log_file"),
+                    "timeout": self.timeout,
                 },
             )
         except (OSError, CredhelperError) as exc:

@@ -41,7 +41,7 @@ def forced_by_context(env: Mapping[str, str]) -> bool:
 
 def _get_text(provider: str, env: Mapping[str, str], stdin: TextIO | None, stderr: TextIO,
               clock: Callable[[], float], log: Log, force: bool, started: float) -> str:
-    text = hit(provider, env, clock, log, force)
+    text = hit(provider, env, clock, log, force, started)
     if text is not None:
         return text
     from credhelper.fullpath import get

@@ -14,11 +14,14 @@ if TYPE_CHECKING:
 
 
 def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: Log,
-        force: bool = False) -> str | None:
+        force: bool = False, started: float | None = None) -> str | None:
     """The credential text from a fresh cache entry, or None to take the full path.
 
     A forced refresh is served here only by an entry fetched within ``refresh_grace``:
-    another run has just refreshed it, so fetching again would only load the backend."""
+    another run has just refreshed it, so fetching again would only load the backend.
+    A keyring read is bounded by the run's deadline (``started``, time.monotonic(), plus
+    the snapshot's ``timeout``) and never asks to unlock: a locked or frozen keyring is a
+    miss here, and the full path decides."""
     directory = paths.user_cache_dir(env)
     if not securefile.check_private_dir(directory):
         return None
@@ -32,7 +35,17 @@ def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: 
     grace = snap.get("refresh_grace") if force else None
     if force and not isinstance(grace, (int, float)):
         return None  # a snapshot from before refresh_grace existed: take the full path
-    entry = open_cache(snap["cache"], directory, log).load(provider, snap["key"])
+    deadline = None
+    if snap["cache"] == "keyring":
+        timeout = snap.get("timeout")  # seconds, as the full path computed it
+        if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                or not 0 <= timeout <= 600):  # (NaN fails too)
+            return None  # no usable bound for the keyring: the full path has one
+        import time
+
+        deadline = (time.monotonic() if started is None else started) + timeout
+    cache = open_cache(snap["cache"], directory, log, deadline)
+    entry = cache.load(provider, snap["key"])
     now = clock()
     if entry is None or not entry.serves(now, snap["min_validity"], grace):
         log.debug(why_not_served(entry, force))

@@ -16,8 +16,15 @@ Every store has the same shape (``SecretStore``):
 A store keeps bytes and judges nothing: a damaged value comes back as it was stored, and
 the layer above (``Entry.loads``, JSON) says what to do with it. Failures are the
 contract's: an unsafe file or directory raises ``CacheError`` (exit 2), a disk that cannot
-take a write ``OSError``, a keyring that cannot be used ``BackendUnavailable`` (4), a
-locked one ``LoginRequired`` (3); each layer decides which of them cost the run.
+take a write ``OSError``, a keyring that cannot be used or does not answer in time
+``BackendUnavailable`` (4), a locked one ``LoginRequired`` (3); each layer decides which
+of them cost the run.
+
+Every keyring call is bounded: it runs in a worker thread that the caller stops waiting
+for at the store's ``deadline`` (a frozen Secret Service daemon accepts a D-Bus call and
+never answers). A store that may not ask a person (``may_prompt`` False: every run but an
+interactive one) first checks that the keyring would not show an unlock or create-keyring
+dialog, and says "locked" (3) instead.
 
 Which keyring counts as one: ``keyring_usable()``, the one check behind ``cache =
 "keyring"``, the Azure token cache, ``credhelper-keyring`` and doctor.
@@ -29,18 +36,34 @@ imported only by a keyring store's first use.
 from __future__ import annotations
 
 import os
+import time
 
 from credhelper import securefile
 from credhelper.errors import BackendUnavailable, LoginRequired
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
     from keyring.backend import KeyringBackend
+
+    T = TypeVar("T")
 
 KEYRING_SERVICE = "credhelper-cache"  # every keyring entry and state since the first release
 MAX_NAME = 200  # characters; a file name (escaped, with its suffix) must stay under 255 bytes
 NO_KEYRING_HINT = ("on Linux run inside a desktop session with a Secret Service (GNOME "
                    "Keyring, KWallet) and DBUS_SESSION_BUS_ADDRESS set; see `credhelper doctor`")
+LOCKED_HINT = "unlock your keyring (log in to the desktop session)"
+STALLED_HINT = 'check the keyring daemon (gnome-keyring, kwalletd), or set cache = "file"'
+# How long a keyring call that may not ask a person is waited for, at most, within the
+# deadline: a healthy keyring answers in milliseconds, so a frozen one should cost a run
+# this much, and leave the rest of its time to the backend.
+KEYRING_PATIENCE = 5.0
+# A call begun at (or after) the deadline still gets this long: storing a credential
+# fetched at the last moment takes milliseconds, and a frozen keyring costs no more.
+KEYRING_FLOOR = 0.25
+_stalled: str | None = None  # why a keyring call was given up on: later ones fail at once
 
 
 def check_name(name: str) -> str:
@@ -256,7 +279,10 @@ def keyring_usable() -> tuple[bool, str]:
 
 
 def usable_keyring() -> KeyringBackend:
-    """The keyring backend to use; BackendUnavailable (exit 4) saying why there is none."""
+    """The keyring backend to use; BackendUnavailable (exit 4) saying why there is none,
+    or that it stopped answering earlier in this run."""
+    if _stalled is not None:
+        raise BackendUnavailable(_stalled, hint=STALLED_HINT)
     backend, text = find_keyring()
     if backend is None:
         raise BackendUnavailable(f"no usable OS keyring on this machine ({text})",
@@ -296,15 +322,97 @@ def _from_text(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+class _NothingThere(Exception):
+    """keyring's PasswordDeleteError: nothing stored under that name."""
+
+
+def bounded(who: str, call: Callable[[], T], deadline: float | None,
+            may_prompt: bool = False) -> T:
+    """``call()``, given up on at ``deadline`` (time.monotonic()) with BackendUnavailable
+    (exit 4) "``who`` did not answer within ...", and at most KEYRING_PATIENCE unless it
+    may show a person a dialog.
+
+    The worker thread of a call given up on is abandoned (it holds nothing the run needs;
+    the process exits without it) and every later call in this process fails at once:
+    the keyring that froze has not come back within this run's time."""
+    global _stalled
+    if _stalled is not None:
+        raise BackendUnavailable(_stalled, hint=STALLED_HINT)
+    left = (KEYRING_PATIENCE if deadline is None
+            else max(deadline - time.monotonic(), KEYRING_FLOOR))
+    wait = left if may_prompt else min(left, KEYRING_PATIENCE)
+    import threading
+
+    result: list[T] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:  # handed to the caller's thread below
+            failed.append(exc)
+
+    worker = threading.Thread(target=work, name="keyring", daemon=True)
+    worker.start()
+    worker.join(wait)
+    if worker.is_alive():
+        _stalled = f"{who} did not answer within {wait:.1f}s"
+        raise BackendUnavailable(_stalled, hint=STALLED_HINT)
+    if failed:
+        raise failed[0]
+    return result[0]
+
+
+def refuse_prompt(kr: KeyringBackend) -> None:
+    """LoginRequired (exit 3) when using ``kr`` now would show a dialog: an unlock
+    prompt for a locked collection, or a create-keyring prompt where there is no default
+    collection. For runs that may not ask a person.
+
+    The Secret Service is the keyring whose calls prompt on their own (keyring's backend
+    unlocks the collection before every call); the check asks for the collection without
+    unlocking or creating it. Other backends are used as they are."""
+    if not _backend_name(kr).startswith("keyring.backends.SecretService."):
+        return
+    from contextlib import closing
+
+    import secretstorage
+    from secretstorage.exceptions import ItemNotFoundException
+
+    try:
+        with closing(secretstorage.dbus_init()) as bus:
+            try:
+                path = getattr(kr, "preferred_collection", None)
+                collection = (secretstorage.Collection(bus, path) if path
+                              else secretstorage.Collection(bus))
+            except ItemNotFoundException:
+                raise LoginRequired("the keyring has no default collection, and creating "
+                                    "one asks a person", hint=LOCKED_HINT) from None
+            locked = collection.is_locked()
+    except LoginRequired:
+        raise
+    except Exception as exc:  # D-Bus errors arrive as many types
+        raise BackendUnavailable(f"cannot reach the keyring: {exc.__class__.__name__}",
+                                 hint=NO_KEYRING_HINT) from None
+    if locked:
+        raise LoginRequired("the keyring is locked, and this run may not ask to unlock it",
+                            hint=LOCKED_HINT)
+
+
 class KeyringStore(SecretStore):
-    """One keyring item per name: service ``service``, user name ``name``."""
+    """One keyring item per name: service ``service``, user name ``name``.
+
+    ``deadline`` (time.monotonic()) bounds every call; ``may_prompt``: whether the
+    keyring may show an unlock dialog (only a run a person is waiting at)."""
 
     mode = "keyring"
 
-    def __init__(self, service: str = KEYRING_SERVICE, label: str | None = None):
+    def __init__(self, service: str = KEYRING_SERVICE, label: str | None = None,
+                 deadline: float | None = None, may_prompt: bool = False):
         self.service = service
         self.label = label or f"the OS keyring (service {service})"
+        self.deadline, self.may_prompt = deadline, may_prompt
         self._backend: KeyringBackend | None = None
+        self._checked = False
 
     def where(self, name: str) -> str:
         return f"keyring:{self.service}/{check_name(name)}"
@@ -316,16 +424,23 @@ class KeyringStore(SecretStore):
 
     def _call(self, what: str, method: str, *args: str) -> str | None:
         check_name(args[0])
-        kr = self.backend()
         from keyring.errors import KeyringLocked, PasswordDeleteError
 
-        try:
+        def call() -> str | None:
+            kr = self.backend()
+            if not self.may_prompt and not self._checked:
+                refuse_prompt(kr)
+                self._checked = True
             result: str | None = getattr(kr, method)(self.service, *args)
             return result
+
+        try:
+            return bounded(self.label, call, self.deadline, self.may_prompt)
         except KeyringLocked:
-            raise LoginRequired(f"{self.label} is locked", hint="unlock your keyring "
-                                "(log in to the desktop session)") from None
+            raise LoginRequired(f"{self.label} is locked", hint=LOCKED_HINT) from None
         except PasswordDeleteError:
+            raise _NothingThere from None
+        except (BackendUnavailable, LoginRequired):
             raise
         except Exception as exc:  # D-Bus and platform errors arrive as many types
             # The class name only: a backend's message may quote what it was handed.
@@ -340,11 +455,9 @@ class KeyringStore(SecretStore):
         self._call("write to", "set_password", name, _to_text(bytes(data)))
 
     def delete(self, name: str) -> bool:
-        from keyring.errors import PasswordDeleteError
-
         try:
             self._call("delete from", "delete_password", name)
-        except PasswordDeleteError:  # nothing stored under that name
+        except _NothingThere:
             return False
         return True
 
@@ -357,12 +470,14 @@ class KeyringStore(SecretStore):
 
 
 def open_store(mode: str, directory: str, suffix: str = "",
-               service: str = KEYRING_SERVICE) -> SecretStore:
-    """The store for a ``cache`` setting: "file", "keyring" or "none"."""
+               service: str = KEYRING_SERVICE, deadline: float | None = None,
+               may_prompt: bool = False) -> SecretStore:
+    """The store for a ``cache`` setting: "file", "keyring" or "none" (``deadline`` and
+    ``may_prompt``: see KeyringStore)."""
     if mode == "file":
         return FileStore(directory, suffix)
     if mode == "keyring":
-        return KeyringStore(service)
+        return KeyringStore(service, deadline=deadline, may_prompt=may_prompt)
     if mode == "none":
         return NoStore()
     raise ValueError(f"unknown store {mode!r}")

@@ -51,6 +51,10 @@ class KeyringProvider(Provider):
 
     def fetch(self, request) -> Credential:
         kr = self.backend()
+        if not request.interactive:  # a locked keyring: exit 3, never an unlock dialog
+            from credhelper.store import refuse_prompt
+
+            refuse_prompt(kr)
         service, username = self.config["service"], self.config["username"]
         secret = self._call("read", kr.get_password, service, username)
         if secret is None:
