@@ -17,8 +17,9 @@ A store keeps bytes and judges nothing: a damaged value comes back as it was sto
 the layer above (``Entry.loads``, JSON) says what to do with it. Failures are the
 contract's: an unsafe file or directory raises ``CacheError`` (exit 2), a disk that cannot
 take a write ``OSError``, a keyring that cannot be used or does not answer in time
-``BackendUnavailable`` (4), a locked one ``LoginRequired`` (3); each layer decides which
-of them cost the run.
+``BackendUnavailable`` (4), a locked one ``LoginRequired`` (3), and ``cache = "keyring"``
+without the keyring library ``ConfigError`` (2); each layer decides which of them cost
+the run.
 
 Every keyring call is bounded: it runs in a worker thread that the caller stops waiting
 for at the store's ``deadline`` (a frozen Secret Service daemon accepts a D-Bus call and
@@ -39,7 +40,7 @@ import os
 import time
 
 from credhelper import securefile
-from credhelper.errors import BackendUnavailable, LoginRequired
+from credhelper.errors import BackendUnavailable, ConfigError, LoginRequired
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
 if TYPE_CHECKING:
@@ -424,7 +425,12 @@ class KeyringStore(SecretStore):
 
     def _call(self, what: str, method: str, *args: str) -> str | None:
         check_name(args[0])
-        from keyring.errors import KeyringLocked, PasswordDeleteError
+        try:
+            from keyring.errors import KeyringLocked, PasswordDeleteError
+        except ImportError:
+            raise ConfigError('cache = "keyring" needs the keyring library, which is not '
+                              "installed", hint="install it: pip install 'credhelper[keyring]'"
+                              ', or set cache = "file"') from None
 
         def call() -> str | None:
             kr = self.backend()

@@ -259,3 +259,27 @@ def test_a_locked_keyring_is_never_asked_to_unlock_outside_an_interactive_run(
     assert not PROMPTING & set(calls.members), calls.members
 
 
+# ---------------------------------------------------------------- item 18
+
+
+def test_keyring_cache_without_the_keyring_library_is_a_configuration_error(
+        counting_env, tmp_path):
+    """A build without the keyring extra: exit 2 naming the extra, on both paths."""
+    blocker = tmp_path / "no-keyring"
+    blocker.mkdir()
+    (blocker / "keyring.py").write_text("raise ImportError('No module named keyring')\n")
+    env = {**counting_env, "CREDHELPER_DEFAULTS_CACHE": "keyring"}
+    without = {**env, "PYTHONPATH": os.pathsep.join(
+        [str(blocker)] + ([env["PYTHONPATH"]] if "PYTHONPATH" in env else []))}
+    p = run("counting", without)
+    assert_failure(p, 2, 'cache = "keyring"', "pip install 'credhelper[keyring]'")
+    assert fetches(env) == []  # refused before the backend is asked
+    # The hot path: a snapshot written while the library was there (no keyring session
+    # here: a miss with a warning, a fetch, nothing stored), then the library gone.
+    assert run("counting", env).returncode == 0
+    p = run(["counting", "--debug"], without)
+    assert_failure(p, 2, "pip install 'credhelper[keyring]'")
+    assert "no current configuration snapshot" not in p.stderr  # it was the hot path
+    assert len(fetches(env)) == 1
+
+
