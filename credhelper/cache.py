@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 FORMAT = 1
 SUFFIX = f".v{FORMAT}.json"  # a newer format gets a new name, so versions never clobber
 LAST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+# An entry fetched more than this far in this clock's future was written while the clock
+# ran ahead (it has since been set back): its expiry may have been counted from that
+# wrong "now" (max_age, expires_in), so it could outlive the real credential. NTP keeps
+# clocks within a second; a minute is a clock that moved.
+FUTURE_TOLERANCE = 60.0
 
 
 class Entry:
@@ -54,6 +59,11 @@ class Entry:
 
     def valid(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at > now
+
+    def from_the_future(self, now: float) -> bool:
+        """Fetched later than ``now`` (beyond FUTURE_TOLERANCE): the clock was set back
+        since, and the entry's lifetime cannot be trusted."""
+        return self.fetched_at - now > FUTURE_TOLERANCE
 
     def dumps(self) -> bytes:
         return json.dumps(
@@ -127,9 +137,9 @@ def _warn_once(log: Log, message: str, about: str | None = None) -> None:
 
 class Cache:
     """Entries over one secret store (``credhelper.store``): a private file each, the OS
-    keyring, or nowhere. A damaged or foreign entry is a miss with a warning; an unsafe
-    cache directory is an error (exit 2); a keyring that cannot be read (or does not
-    answer by ``deadline``) is a miss with a
+    keyring, or nowhere. A damaged or foreign entry, or one fetched in this clock's
+    future, is a miss with a warning; an unsafe cache directory is an error (exit 2); a
+    keyring that cannot be read (or does not answer by ``deadline``) is a miss with a
     warning, and one that cannot be written fails ``store`` like a full disk (the caller
     warns and still prints). ``deadline`` and ``may_prompt``: see store.KeyringStore."""
 
@@ -142,8 +152,9 @@ class Cache:
     def path(self, provider: str, key: str) -> str:
         return self.secrets.where(entry_name(provider, key))
 
-    def load(self, provider: str, key: str) -> Entry | None:
-        """The entry, or None when there is none or it is unreadable (with a warning)."""
+    def load(self, provider: str, key: str, now: float | None = None) -> Entry | None:
+        """The entry, or None when there is none or it is unreadable (with a warning).
+        ``now``: this run's clock (time.time() by default)."""
         name = entry_name(provider, key)
         try:
             data = self.secrets.load(name)
@@ -160,6 +171,12 @@ class Cache:
             return None
         if entry.key != key or entry.provider != provider:
             self.log.warning(f"ignoring cache entry {where}: it belongs to another key")
+            return None
+        now = time.time() if now is None else now
+        if entry.from_the_future(now):
+            _warn_once(self.log, f"ignoring cache entry {where}: fetched "
+                       f"{int(entry.fetched_at - now)}s after this clock's now (was the "
+                       "clock set back?); fetching a new credential", f"future {where}")
             return None
         return entry
 

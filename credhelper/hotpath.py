@@ -45,7 +45,7 @@ def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: 
 
         deadline = (time.monotonic() if started is None else started) + timeout
     cache = open_cache(snap["cache"], directory, log, deadline)
-    entry = cache.load(provider, snap["key"])
+    entry = cache.load(provider, snap["key"], clock())
     now = clock()
     if entry is None or not entry.serves(now, snap["min_validity"], grace):
         log.debug(why_not_served(entry, force))

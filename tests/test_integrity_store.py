@@ -283,3 +283,35 @@ def test_keyring_cache_without_the_keyring_library_is_a_configuration_error(
     assert len(fetches(env)) == 1
 
 
+# ---------------------------------------------------------------- item 7: clock set back
+
+
+@pytest.mark.parametrize("path", ["hot", "full"])
+def test_an_entry_fetched_in_the_future_is_not_served(counting_env, path):
+    """Fetched while the clock ran 2 hours ahead (max_age 1h counted from then): with the
+    clock set right, the entry is a miss with a warning and the backend is asked again."""
+    ahead = skewed_clock(counting_env, "+2h")
+    assert run("counting", ahead).stdout == f"{CANARY}\n".encode()
+    assert len(fetches(counting_env)) == 1
+    [entry] = Path(counting_env["CREDHELPER_CACHE_DIR"]).glob("*.v1.json")
+    fetched_at = json.loads(entry.read_bytes())["fetched_at"]
+    assert fetched_at > time.time() + 3600  # written by the clock that ran ahead
+    if path == "full":
+        drop_snapshot(counting_env)
+    p = run(["counting"], counting_env)
+    assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode(), p.stderr
+    assert len(fetches(counting_env)) == 2
+    assert p.stderr.count("was the clock set back?") == 1, p.stderr
+    # The new entry is this clock's: the next run is a plain hit.
+    p = run(["counting", "--debug"], counting_env)
+    assert p.returncode == 0 and "cache hit" in p.stderr and len(fetches(counting_env)) == 2
+
+
+def test_an_entry_a_few_seconds_ahead_is_still_served(counting_env):
+    """Within the tolerance (clocks of two machines sharing a home, NTP steps): a hit."""
+    ahead = skewed_clock(counting_env, "+20s")
+    assert run("counting", ahead).returncode == 0
+    p = run(["counting", "--debug"], counting_env)
+    assert p.returncode == 0 and "cache hit" in p.stderr and len(fetches(counting_env)) == 1
+
+
