@@ -16,9 +16,9 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from credhelper import __version__, errors, registry, report
+from credhelper import __version__, errors, registry, report, securefile
 from credhelper.errors import ConfigError
-from credhelper.fullpath import Run
+from credhelper.fullpath import Run, cache_dir
 from credhelper.guard import guarded
 from credhelper.helper import get_and_print
 from credhelper.log import Log
@@ -256,6 +256,11 @@ def cache_clear(app: App, provider: str | None) -> None:
     """Delete cached credentials (the backends keep theirs)."""
     count = report.clear_cache(app, provider)
     app.log.info(f"removed {count} cached credential{'s' if count != 1 else ''}")
+    # Temporaries of writes cut short between write and rename may hold a credential too.
+    leftovers = securefile.remove_temporaries(cache_dir(app.env))
+    if leftovers:
+        app.log.info(f"removed {leftovers} temporary file{'s' if leftovers != 1 else ''} "
+                     "left by interrupted writes")
 
 
 @umbrella.command("doctor")

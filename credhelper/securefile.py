@@ -105,10 +105,19 @@ def read_private(path: str) -> bytes | None:
         os.close(fd)
 
 
+TMP_PREFIX = ".tmp-"  # then the writer's process id, "-" and 12 hex digits
+STALE_TMP = 60.0  # seconds: a temporary this old is no concurrent writer's
+_swept: set[str] = set()  # directories swept by this process
+
+
 def write_private(path: str, data: bytes) -> None:
-    """Replace ``path`` atomically with a 0600 file holding ``data``."""
+    """Replace ``path`` atomically with a 0600 file holding ``data``; the first write of
+    a process to a directory also removes stale temporaries there."""
     directory = os.path.dirname(path)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
+    if directory not in _swept:
+        _swept.add(directory)
+        remove_temporaries(directory, STALE_TMP)
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o600)
     try:
         try:
@@ -125,6 +134,39 @@ def write_private(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def _temporary(name: str) -> bool:
+    """Is ``name`` one of write_private's temporary files?"""
+    if not name.startswith(TMP_PREFIX):
+        return False
+    pid, _, suffix = name[len(TMP_PREFIX):].partition("-")
+    return (pid.isdigit() and len(suffix) == 12
+            and all(c in "0123456789abcdef" for c in suffix))
+
+
+def remove_temporaries(directory: str, older_than: float = 0.0) -> int:
+    """Remove write_private's temporaries in ``directory`` last written more than
+    ``older_than`` seconds ago (a run killed between write and rename leaves its secret
+    there); a younger one may be a concurrent writer's. How many were removed; a
+    directory that cannot be listed has none to remove."""
+    import time
+
+    try:
+        names = [n for n in os.listdir(directory) if _temporary(n)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            # Either way: a clock set back makes an old temporary look young.
+            if older_than <= 0 or abs(time.time() - os.lstat(path).st_mtime) > older_than:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            pass  # gone already, or not ours to remove: the next sweep sees it again
+    return removed
 
 
 def remove(path: str) -> bool:

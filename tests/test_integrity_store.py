@@ -315,3 +315,44 @@ def test_an_entry_a_few_seconds_ahead_is_still_served(counting_env):
     assert p.returncode == 0 and "cache hit" in p.stderr and len(fetches(counting_env)) == 1
 
 
+# ---------------------------------------------------------------- item 16: temporaries
+
+
+def plant_temporary(directory: Path, age: float) -> Path:
+    """A temporary as securefile.write_private names them, holding a secret."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, json.dumps({"token": CANARY}).encode())
+    os.close(fd)
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
+def test_stale_temporaries_are_removed_by_the_next_run_that_writes(counting_env):
+    cache = Path(counting_env["CREDHELPER_CACHE_DIR"])
+    stale = plant_temporary(cache, age=300)
+    fresh = plant_temporary(cache, age=0)  # a concurrent writer's, about to be renamed
+    other = cache / ".tmp-not-ours"
+    other.write_text("x")
+    other.chmod(0o600)
+    assert run("counting", counting_env).returncode == 0
+    assert not stale.exists()
+    assert fresh.exists() and other.exists()
+    # `cache clear` removes every temporary of credhelper's, however young.
+    p = run(["credhelper", "cache", "clear"], counting_env)
+    assert p.returncode == 0, p.stderr
+    assert "removed 1 temporary file" in p.stderr
+    assert not fresh.exists() and other.exists()
+    assert not list(cache.glob("*.v1.json"))
+
+
+def test_cache_clear_removes_temporaries_when_no_entry_is_left(counting_env):
+    cache = Path(counting_env["CREDHELPER_CACHE_DIR"])
+    planted = [plant_temporary(cache, age=age) for age in (0, 5, 3600)]
+    p = run(["credhelper", "cache", "clear"], counting_env)
+    assert p.returncode == 0 and "removed 3 temporary files" in p.stderr, p.stderr
+    assert not any(path.exists() for path in planted)
+
+
