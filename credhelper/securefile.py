@@ -64,14 +64,29 @@ def check_private_dir(path: str) -> bool:
 def ensure_private_dir(path: str) -> None:
     """Create ``path`` as a 0700 directory if needed, then check it."""
     if not check_private_dir(path):
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass  # another process won the race; the check below still applies
+        make_dirs(path)
         check_private_dir(path)
+
+
+def make_dirs(path: str) -> None:
+    """``mkdir -p`` where every directory made here is 0700 whatever the umask (with
+    umask 000 ``os.makedirs`` made ``~/.cache`` 0777; its ``mode`` is masked by the umask,
+    so each new directory is chmod-ed). Directories that exist are left as they are."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue  # another process made it: its mode is its maker's business
+        if POSIX:
+            os.chmod(directory, 0o700)
 
 
 def read_private(path: str) -> bytes | None:

@@ -432,7 +432,7 @@ class VaultProvider(Provider):
             details.update(extra)
         else:
             where = c["path"].strip("/")
-            body = vault.call(where, vault.client.read, _quote(where))
+            body = vault.call(where, vault.client.read, _quote(where), secret_data=("data",))
             data = body.get("data")
             lease = _seconds(body.get("lease_duration"))
             if lease:
@@ -469,6 +469,7 @@ class VaultProvider(Provider):
         kv = vault.client.secrets.kv
         if version == 2:
             body = vault.call(f"KV v2 secret {secret}", kv.v2.read_secret_version, path=rest,
+                              secret_data=("data", "data"),
                               version=c.get("version") or None, mount_point=mount,
                               raise_on_deleted_version=True)
             outer = _object(body.get("data"))
@@ -479,7 +480,8 @@ class VaultProvider(Provider):
             return outer.get("data"), secret, {"kv_version": 2, "version": meta.get("version")}
         if c.get("version"):
             raise ConfigError(f"{c.source('version')}: KV v1 secrets have no versions")
-        body = vault.call(f"KV v1 secret {secret}", kv.v1.read_secret, path=rest, mount_point=mount)
+        body = vault.call(f"KV v1 secret {secret}", kv.v1.read_secret, path=rest, mount_point=mount,
+                          secret_data=("data",))
         return body.get("data"), secret, {"kv_version": 1}
 
     def _detect_kv(self, vault: Vault, secret: str) -> tuple[str, int]:
@@ -672,10 +674,12 @@ class Vault:
             return {}
         return body if isinstance(body, dict) else {}
 
-    def call(self, what: str, fn, *args, login: bool = False, **kwargs) -> dict:
+    def call(self, what: str, fn, *args, login: bool = False, secret_data: tuple[str, ...] = (),
+             **kwargs) -> dict:
         """The JSON body of hvac API call ``fn(*args, **kwargs)``; raises a contract error
         (or _Refused) otherwise. A login is the one POST that is not idempotent (a one-use
-        secret ID)."""
+        secret ID). ``secret_data``: where in the body a read's secret values are (every
+        one is masked in the log, see _register)."""
         response = self._send(what, fn, args, kwargs, login)
         if response is None:  # hvac's read() answers a 404 so
             raise AccessDenied(f"no such path in Vault: {what}",
@@ -689,10 +693,27 @@ class Vault:
                                      f"(HTTP {response.status_code})") from None
         if not isinstance(body, dict):
             raise BackendUnavailable(f"Vault answered {what} with unexpected JSON")
+        self._register(body, secret_data)
         self.accessor_hint = _text(_object(body.get("auth")).get("accessor")) or self.accessor_hint
         for warning in _texts(body.get("warnings")):
             self.log.debug(f"Vault warning on {what}: {warning}")
         return body
+
+    def _register(self, body: dict, secret_data: tuple[str, ...]) -> None:
+        """Mask every secret of an answer before anything from it is logged: a warning may
+        quote one. A login's (or renewal's) token, a wrapped answer's token, a new secret
+        ID, an identity token, and every value of the secret data read (``secret_data``
+        is its path in the body). Accessors are no secrets: status shows them."""
+        auth, data = _object(body.get("auth")), _object(body.get("data"))
+        for value in (auth.get("client_token"), _object(body.get("wrap_info")).get("token"),
+                      data.get("secret_id"), data.get("token")):
+            self.log.secret(_text(value))
+        if secret_data:
+            found: object = body
+            for key in secret_data:
+                found = _object(found).get(key)
+            for value in _leaves(found):
+                self.log.secret(value)
 
     def _send(self, what: str, fn, args: tuple, kwargs: dict, login: bool):
         """Run one hvac call; hvac's exceptions and transport failures become contract
@@ -869,6 +890,16 @@ def _object(value) -> dict:
 
 def _text(value) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _leaves(value, depth: int = 0) -> list[str]:
+    """Every string (and number, as text) inside a JSON value, to mask them all."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [str(value)]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [leaf for item in items for leaf in _leaves(item, depth + 1)] if depth < 20 else []
 
 
 def _texts(value) -> list[str]:

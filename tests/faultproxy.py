@@ -8,6 +8,8 @@ requests, then checks what the proxy saw:
     proxy = FaultProxy(upstream_url, tls=leaf_cert, upstream_ca=ca_pem).start()
     proxy.plan(Fault.status(503), Fault.status(429, retry_after="1"))   # then forward
     proxy.plan(Fault.hang(), match="/token")                           # only token calls
+    proxy.plan(Fault.edit(lambda doc: {**doc, "interval": "abc"}))      # the real answer, edited
+    proxy.plan(Fault.huge(300 * 2**20))                                # 300 MB, made as sent
     ...
     proxy.seen  # [(method, path, status answered or "hang"/"forwarded <status>"), ...]
 
@@ -22,6 +24,7 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -33,12 +36,15 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 @dataclass
 class Fault:
-    kind: str  # "status", "hang", "delay", "late", "drop"
-    code: int = 0  # the HTTP status of a "status" fault
+    kind: str  # "status", "hang", "delay", "late", "drop", "edit", "huge"
+    code: int = 0  # the HTTP status of a "status" or "huge" fault
     headers: dict = field(default_factory=dict)
     body: bytes = b""
     seconds: float = 0.0
     match: str = ""  # a substring of the request path; "" matches every request
+    change: Callable | None = None  # an "edit" fault's change of the JSON answer
+    size: int = 0  # a "huge" answer's length in bytes
+    chunked: bool = False  # a "huge" answer without Content-Length
 
     @classmethod
     def status(cls, status: int, *, retry_after: str | None = None, body=None,
@@ -72,6 +78,22 @@ class Fault:
     def drop(cls) -> "Fault":
         """Close the connection without an answer."""
         return cls("drop")
+
+    @classmethod
+    def edit(cls, change: Callable) -> "Fault":
+        """Forward, then answer with the real answer's JSON body changed: ``change(doc)``
+        returns the new document (Python's json writes NaN and Infinity as JavaScript
+        does), or bytes sent as they are (a number JSON cannot spell otherwise)."""
+        return cls("edit", change=change)
+
+    @classmethod
+    def huge(cls, size: int, status: int = 200, *, chunked: bool = False, prefix: bytes = b"",
+             content_type: str = "text/xml") -> "Fault":
+        """Answer ``size`` bytes (``prefix``, then filler), made while they are sent, never
+        held in memory: with a Content-Length, or ``chunked`` without one. Stops when the
+        client hangs up."""
+        return cls("huge", code=status, headers={"Content-Type": content_type}, body=prefix,
+                   size=size, chunked=chunked)
 
 
 class FaultProxy:
@@ -144,28 +166,64 @@ class FaultProxy:
         if fault is not None and fault.kind == "status":
             self._record(handler, f"injected {fault.code}")
             return self._answer(handler, fault.code, fault.headers.items(), fault.body)
+        if fault is not None and fault.kind == "huge":
+            self._record(handler, f"huge {fault.code}")
+            return self._huge(handler, fault)
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
-        status, headers, data = self._forward(handler, body)
+        # An answer to edit is asked for uncompressed.
+        status, headers, data = self._forward(handler, body,
+                                              plain=fault is not None and fault.kind == "edit")
         if fault is not None and fault.kind == "late":
             time.sleep(fault.seconds)
+        if fault is not None and fault.kind == "edit":
+            changed = fault.change(json.loads(data))
+            data = changed if isinstance(changed, bytes) else json.dumps(changed).encode()
+            self._record(handler, f"edited {status}")
+            return self._answer(handler, status, headers, data)
         self._record(handler, f"forwarded {status}")
         self._answer(handler, status, headers, data)
 
-    def _forward(self, handler, body: bytes):
+    def _forward(self, handler, body: bytes, plain: bool = False):
         up = self.upstream
         if up.scheme == "https":
             context = ssl.create_default_context(cafile=self.upstream_ca)
             conn = http.client.HTTPSConnection(up.hostname, up.port, timeout=30, context=context)
         else:
             conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP
+                   and not (plain and k.lower() == "accept-encoding")}
         try:
             conn.request(handler.command, handler.path, body=body or None, headers=headers)
             response = conn.getresponse()
             return response.status, response.getheaders(), response.read()
         finally:
             conn.close()
+
+    @staticmethod
+    def _huge(handler, fault: Fault) -> None:
+        handler.send_response(fault.code)
+        for k, v in fault.headers.items():
+            handler.send_header(k, v)
+        if fault.chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        else:
+            handler.send_header("Content-Length", str(fault.size))
+        handler.end_headers()
+        filler, first = b"A" * (1 << 16), fault.body
+        left = fault.size
+        try:
+            while left > 0:
+                piece, first = (first or filler)[:left], b""
+                left -= len(piece)
+                if fault.chunked:
+                    piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                handler.wfile.write(piece)
+            if fault.chunked:
+                handler.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading and hung up: what it should do
+            pass
+        handler.close_connection = True
 
     @staticmethod
     def _answer(handler, status: int, headers, data: bytes) -> None:

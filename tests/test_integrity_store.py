@@ -356,3 +356,32 @@ def test_cache_clear_removes_temporaries_when_no_entry_is_left(counting_env):
     assert not any(path.exists() for path in planted)
 
 
+# ---------------------------------------------------------------- item 17: directories
+
+
+def run_with_umask(args, env, umask):
+    return subprocess.run([sys.executable, COUNTING] + args, env=env, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=60,
+                          preexec_fn=lambda: os.umask(umask))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+def test_every_directory_credhelper_makes_is_0700_whatever_the_umask(counting_env, umask):
+    home = Path(counting_env["HOME"])
+    home.chmod(0o751)
+    # The platform's cache directory: ~/.cache (XDG_CACHE_HOME) does not exist yet.
+    env = {k: v for k, v in counting_env.items() if k != "CREDHELPER_CACHE_DIR"}
+    p = run_with_umask([], env, umask)
+    assert p.returncode == 0, p.stderr
+    for made in (home / ".cache", home / ".cache" / "credhelper"):
+        assert made.stat().st_mode & 0o777 == 0o700, (made, oct(made.stat().st_mode))
+    # CREDHELPER_CACHE_DIR three levels below a directory that exists: each level made.
+    top = Path(counting_env["CREDHELPER_CACHE_DIR"])
+    deep = top / "a" / "b" / "c"
+    p = run_with_umask([], {**counting_env, "CREDHELPER_CACHE_DIR": str(deep)}, umask)
+    assert p.returncode == 0, p.stderr
+    for made in (top, top / "a", top / "a" / "b", deep):
+        assert made.stat().st_mode & 0o777 == 0o700, (made, oct(made.stat().st_mode))
+    # A directory that was there keeps its mode: credhelper chmods only what it made.
+    assert home.stat().st_mode & 0o777 == 0o751
