@@ -376,7 +376,7 @@ def test_every_directory_credhelper_makes_is_0700_whatever_the_umask(counting_en
     assert p.returncode == 0, p.stderr
     for made in (home / ".cache", home / ".cache" / "credhelper"):
         assert made.stat().st_mode & 0o777 == 0o700, (made, oct(made.stat().st_mode))
-    # CREDHELPER_CACHE_DIR three levels below a directory that exists: each level made.
+    # CREDHELPER_CACHE_DIR four levels of directories that do not exist yet: each made.
     top = Path(counting_env["CREDHELPER_CACHE_DIR"])
     deep = top / "a" / "b" / "c"
     p = run_with_umask([], {**counting_env, "CREDHELPER_CACHE_DIR": str(deep)}, umask)
