@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from credhelper import managed, paths
 from credhelper.durations import parse_duration
-from credhelper.errors import ConfigError
+from credhelper.errors import ConfigError, shorten
 from credhelper.output import check_headers
 from credhelper.provider import COMMON_SETTINGS, Provider, Setting
 
@@ -48,8 +48,8 @@ class Source:
 
     def where(self, table: str, key: str) -> str:
         if self.env_style:
-            return f"{env_name(table, key)} (environment)"
-        return f"[{table}] {key} in {self.label}"
+            return f"{shorten(env_name(table, key))} (environment)"
+        return f"[{shorten(table)}] {shorten(key)} in {self.label}"
 
 
 class Value:
@@ -143,10 +143,13 @@ def read_toml(label: str, path: str) -> Source | None:
             raise ConfigError(f"{label} {path} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{label} {path} is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib descends once per nested array or inline table
+            raise ConfigError(f"{label} {path} is nested too deeply to be a configuration "
+                              "file") from None
     for table, content in data.items():
         if not isinstance(content, dict):
             raise ConfigError(
-                f"{label} {path}: top-level key {table!r} must be a table such as "
+                f"{label} {path}: top-level key {shorten(repr(table))} must be a table such as "
                 "[defaults] or [vault]")
     return Source(f"{label} {path}", data, path=path)
 
@@ -165,7 +168,7 @@ def read_env(env: Mapping[str, str], known_tables: list[str]) -> Source:
                 break
         else:
             raise ConfigError(
-                f"unknown environment variable {name}",
+                f"unknown environment variable {shorten(name)}",
                 hint=f"variables are CREDHELPER_<TABLE>_<KEY> with TABLE one of "
                 f"{', '.join(t.upper() for t in known_tables)}",
             )
@@ -197,9 +200,9 @@ def sources(env: Mapping[str, str], known_tables: list[str], identities: Identit
         for table in source.tables:
             if table not in known_tables:
                 where = (
-                    f"variable CREDHELPER_{table.upper()}_..."
+                    f"variable CREDHELPER_{shorten(table.upper())}_..."
                     if source.env_style
-                    else f"[{table}] in {source.label}"
+                    else f"[{shorten(table)}] in {source.label}"
                 )
                 raise ConfigError(
                     f"unknown table {where}", hint=f"tables are: {', '.join(known_tables)}"
@@ -249,6 +252,9 @@ def _parse(s: Setting, raw: Any, from_env: bool) -> Any:
                 raw = json.loads(raw)
             except json.JSONDecodeError:
                 raise ValueError("expected a JSON object such as {\"X-Team\": \"ml\"}") from None
+            except RecursionError:  # json descends once per nested array or object
+                raise ValueError("nested too deeply: expected a JSON object of name: "
+                                 "\"value\"") from None
         if not isinstance(raw, dict):
             raise ValueError("expected a table of name = \"value\"")
         if s.name == "headers":
@@ -277,23 +283,22 @@ def _parse(s: Setting, raw: Any, from_env: bool) -> Any:
 def _shown(raw: Any, s: Setting) -> str:
     if s.secret:
         return f"a {type(raw).__name__} (value hidden)"
-    text = repr(raw)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(repr(raw), 60)
 
 
 def check_url(url: str) -> str:
     """https anywhere; plain http only to this machine (loopback)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL")
+        raise ValueError(f"{shorten(repr(url))} is not an http(s) URL")
     try:
         parts.port  # noqa: B018  (urlsplit checks the port only when asked)
     except ValueError:
-        raise ValueError(f"{url!r} has an invalid port") from None
+        raise ValueError(f"{shorten(repr(url))} has an invalid port") from None
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(
-            f"{url!r} uses plain http to another machine; use https (http is allowed only "
-            "on loopback)")
+            f"{shorten(repr(url))} uses plain http to another machine; use https (http is "
+            "allowed only on loopback)")
     return url.rstrip("/")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from credhelper.errors import shorten
+
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_SECONDS = 366 * 86400  # a year: longer is a typo, not a credential lifetime
 
@@ -40,8 +42,8 @@ def _parse_text(text: str) -> float:
             k += 1
         number, unit = text[i:j], text[j:k].lower()
         if not _is_number(number) or unit not in _UNITS:
-            raise ValueError(f"not a duration: {text!r} (use seconds, or units ms, s, m, h, d "
-                             "as in 30s, 5m, 1h30m)")
+            raise ValueError(f"not a duration: {shorten(repr(text))} (use seconds, or units "
+                             "ms, s, m, h, d as in 30s, 5m, 1h30m)")
         total += float(number) * _UNITS[unit]
         i = k
     return total

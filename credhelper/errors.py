@@ -11,6 +11,15 @@ LOGIN_REQUIRED = 3  # a person must sign in, and this run may not ask
 UNAVAILABLE = 4  # backend unreachable, TLS failure, or the deadline passed
 REFUSED = 5  # backend refused the credentials
 
+ECHO_LIMIT = 200  # characters of a bad value an error message may repeat
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` (a bad value, usually its repr) as an error message may echo it: at most
+    ``limit`` characters, cut with an ellipsis. A pasted file or a runaway value must not
+    flood the one stderr line, the log file or a desktop dialog."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class CredhelperError(Exception):
     """A failure with a one-line message for a person and an optional hint line.

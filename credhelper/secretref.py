@@ -35,7 +35,13 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from credhelper.errors import BackendUnavailable, ConfigError, CredhelperError, LoginRequired
+from credhelper.errors import (
+    BackendUnavailable,
+    ConfigError,
+    CredhelperError,
+    LoginRequired,
+    shorten,
+)
 
 if TYPE_CHECKING:
     from credhelper.config import ProviderConfig
@@ -85,7 +91,7 @@ class Ref:
             return f"the variable {shown(self.target)}"
         if self.kind == KEYRING:
             service, _, user = self.target.partition("/")
-            return f"the keyring entry service {service!r}, user {user!r}"
+            return f"the keyring entry service {_quoted(service)}, user {_quoted(user)}"
         return "the value given in clear"
 
     @property
@@ -351,7 +357,7 @@ def _read_keyring(service: str, user: str, what: str, where: str) -> str:
                           "env:") from None
     from credhelper.store import NO_KEYRING_HINT, find_keyring
 
-    entry = f"the {what} from the keyring (service {service!r}, user {user!r})"
+    entry = f"the {what} from the keyring (service {_quoted(service)}, user {_quoted(user)})"
     # The keyring the cache and every backend use (no fail, null or plain-text backend):
     # with none, keyring's stand-ins would answer "nothing stored" or fail vaguely.
     backend, why = find_keyring()
@@ -368,11 +374,12 @@ def _read_keyring(service: str, user: str, what: str, where: str) -> str:
         raise BackendUnavailable(f"cannot read {entry}: {exc.__class__.__name__}",
                                  hint=NO_KEYRING_HINT) from None
     if value is None:
-        raise ConfigError(f"no {what} in the keyring for service {service!r}, user {user!r} "
-                          f"({where})", hint=f"store it: keyring set {service} {user}")
+        raise ConfigError(f"no {what} in the keyring for service {_quoted(service)}, user "
+                          f"{_quoted(user)} ({where})",
+                          hint=f"store it: keyring set {shown(service)} {shown(user)}")
     if not isinstance(value, str):
-        raise ConfigError(f"the keyring entry for service {service!r}, user {user!r} is not "
-                          f"text ({where})")
+        raise ConfigError(f"the keyring entry for service {_quoted(service)}, user "
+                          f"{_quoted(user)} is not text ({where})")
     return value
 
 
@@ -439,8 +446,13 @@ def checks(request: Request, config: ProviderConfig,
 
 
 def shown(text: str) -> str:
-    """A path or a variable name as a message may show it: on one line, as written."""
-    return text if text.isprintable() else repr(text)
+    """A path or a variable name as a message may show it: on one line, as written, and
+    no longer than ``errors.shorten`` lets a message echo."""
+    return shorten(text if text.isprintable() else repr(text))
+
+
+def _quoted(text: str) -> str:
+    return shorten(repr(text))
 
 
 def _at(where: str) -> str:

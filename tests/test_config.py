@@ -212,3 +212,82 @@ def test_a_url_with_an_invalid_port_is_a_configuration_error(base_env):
     p = run(["credhelper", "test-gateway", "https://gateway.example:abc", "-p", "keyring"],
             base_env)
     assert p.returncode == 2 and "invalid port" in p.stderr and "internal error" not in p.stderr
+
+
+# ---------------------------------------------------------------- hostile sizes and depths
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize("text", [
+    "[defaults]\ntimeout = " + "[" * DEEP + "]" * DEEP + "\n",
+    "[defaults]\nheaders = " + "{a=" * DEEP + "1" + "}" * DEEP + "\n",
+], ids=["arrays", "inline-tables"])
+def test_a_deeply_nested_config_file_exits_2(base_env, tmp_path, text):
+    """Was: exit 1 (tomllib's RecursionError was not caught)."""
+    from conftest import assert_failure, run
+
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    p = run("credhelper-keyring", {**base_env, "CREDHELPER_CONFIG": str(path)})
+    assert_failure(p, 2, "nested too deeply", str(path))
+
+
+def test_deeply_nested_json_in_a_setting_exits_2(base_env):
+    from conftest import assert_failure, run
+
+    deep = 50_000  # one variable may hold 128 KiB
+    env = {**base_env, "CREDHELPER_DEFAULTS_HEADERS": "[" * deep + "]" * deep}
+    assert_failure(run("credhelper-keyring", env), 2, "CREDHELPER_DEFAULTS_HEADERS", "nested too deeply")
+
+
+LONG = "Q" * 5000  # a bad value far longer than any message should repeat
+
+
+def _echoes_little(message: str) -> None:
+    assert "Q" * 201 not in message and len(message) < 600, message
+
+
+@pytest.mark.parametrize("env", [
+    {"CREDHELPER_DEFAULTS_TIMEOUT": "5x" + LONG},  # durations.py
+    {"CREDHELPER_DEFAULTS_CACHE": LONG},  # a choice
+    {"CREDHELPER_KEYRING_" + LONG: "1"},  # an unknown key
+    {"CREDHELPER_" + LONG + "_X": "1"},  # an unknown table
+], ids=["duration", "choice", "unknown-key", "unknown-table"])
+def test_an_error_echoes_at_most_200_characters_of_a_bad_value(files, env):
+    with pytest.raises(ConfigError) as info:
+        load(env)
+    _echoes_little(info.value.message)
+
+
+def test_files_and_urls_echo_at_most_200_characters(files):
+    files("user", f'[keyring]\n{LONG} = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load({})
+    _echoes_little(info.value.message)
+    files("user", f'{LONG} = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load({})
+    _echoes_little(info.value.message)
+    for url in (f"http://{LONG}.example", f"ftp://{LONG}", f"https://{LONG}:99999999"):
+        with pytest.raises(ValueError) as err:
+            config.check_url(url)
+        _echoes_little(str(err.value))
+
+
+def test_secret_references_echo_at_most_200_characters():
+    from credhelper import secretref
+
+    with pytest.raises(ConfigError) as info:
+        secretref.read_file("/tmp/" + LONG, "token", "[vault] token")
+    _echoes_little(info.value.message)
+    _echoes_little(secretref.Ref(secretref.KEYRING, f"{LONG}/{LONG}").describe())
+    _echoes_little(secretref.Ref(secretref.ENV, LONG).describe())
+
+
+def test_the_shortened_echo_ends_with_an_ellipsis():
+    from credhelper.errors import shorten
+
+    assert shorten("abc") == "abc" and shorten("x" * 200) == "x" * 200
+    assert shorten("x" * 201) == "x" * 197 + "..." and len(shorten(LONG)) == 200
