@@ -68,6 +68,7 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
             return run.finish(entry.token, entry.headers)
 
         token = output.check_token(cred.token, run.provider.describe())
+        output.check_backend_headers(cred.headers, run.provider.describe())
         log.secret(token)
         now = clock()
         expires_at = usable_expiry(cred.expires_at, run.provider.describe(), log)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from credhelper.errors import AccessDenied, ConfigError
+from credhelper.errors import AccessDenied, ConfigError, shorten
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the cache hit
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_FORBIDDEN = ("\r", "\n", "\0")
+_FORBIDDEN = ("\r", "\n", "\0")  # in a configured header value
 
 
 def is_header_name(name: str) -> bool:
@@ -33,14 +33,73 @@ def check_headers(headers: object, where: str) -> dict[str, str]:
 
 
 def check_token(token: object, source: str) -> str:
-    """A credential must be a non-empty single line; anything else would break the contract."""
+    """A credential is printed and cached only as a valid HTTP header value: visible ASCII
+    (0x21-0x7E) and nothing else, which every bearer token, JWT, API key and presigned
+    token is (RFC 6750's b64token and more). A space, a control or a non-ASCII character
+    would be refused by the app's HTTP client or mangled on the way, and a lone
+    surrogate cannot even be printed: exit 5 naming the character's kind and position,
+    never the value."""
     if not isinstance(token, str) or not token.strip():
         raise AccessDenied(f"{source} returned an empty credential")
-    if any(c in token for c in _FORBIDDEN):
-        raise AccessDenied(f"{source} returned a credential containing CR, LF or NUL")
-    if token != token.strip():
-        raise AccessDenied(f"{source} returned a credential with surrounding whitespace")
+    problem = _unsendable(token, spaces=False)
+    if problem:
+        raise AccessDenied(f"{source} returned a credential that is not a valid HTTP header "
+                           f"value: {problem}", hint=_STORED_HINT)
     return token
+
+
+def check_backend_headers(headers: object, source: str) -> dict[str, str]:
+    """Headers a backend returns with its credential: HTTP token names, and values that are
+    visible ASCII with single spaces inside (RFC 9110 field values, without tabs or the
+    obsolete non-ASCII bytes); exit 5 otherwise, as for the credential itself."""
+    if not isinstance(headers, dict):
+        raise AccessDenied(f"{source} returned headers that are not a table of name: value")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not is_header_name(name):
+            raise AccessDenied(f"{source} returned a header whose name is not a valid HTTP "
+                               "token")
+        problem = (_unsendable(value, spaces=True) if isinstance(value, str)
+                   else "it is not text")
+        if problem:
+            raise AccessDenied(f"{source} returned a header {shorten(name)} whose value is not "
+                               f"a valid HTTP header value: {problem}", hint=_STORED_HINT)
+    return headers
+
+
+_STORED_HINT = ("check the value the backend holds: a stray space, line break or formatting "
+                "pasted with it")
+
+
+def _unsendable(value: str, spaces: bool) -> str | None:
+    """Why ``value`` is no header value: the first offending character's kind and position
+    (1-based), never the character itself; None when it is one. ``spaces`` allows single
+    spaces between visible characters."""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return None  # the common case, checked in C
+    last = len(value) - 1
+    for i, c in enumerate(value):
+        if "!" <= c <= "~" or (spaces and c == " " and 0 < i < last and value[i - 1] != " "):
+            continue
+        return f"{_kind(c)} at position {i + 1} of {len(value)}"
+    return None
+
+
+def _kind(c: str) -> str:
+    if c == " ":
+        return "a space"
+    if c in "\r\n":
+        return "a line break"
+    if c == "\0":
+        return "a NUL character"
+    if c == "\x1b":
+        return "an escape character (a terminal colour or control sequence)"
+    if c < " " or c == "\x7f":
+        return f"a control character (U+{ord(c):04X})"
+    if "\ud800" <= c <= "\udfff":
+        return "a lone surrogate (bytes that are not UTF-8 text)"
+    if c.isspace() or not c.isprintable():
+        return f"an invisible or space-like character (U+{ord(c):04X})"
+    return "a non-ASCII character"
 
 
 def render(token: str, headers: Mapping[str, str] | None, output: str) -> str:

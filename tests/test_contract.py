@@ -51,7 +51,7 @@ def test_json_output_when_asked(counting_env):
         ("refused", 5, "permission denied"),
         ("login", 3, "may not ask"),
         ("bug", 1, "internal error"),
-        ("newline", 5, "CR, LF or NUL"),
+        ("newline", 5, "a line break at position"),
     ],
 )
 def test_failures_print_nothing_on_stdout(counting_env, behaviour, code, phrase):
