@@ -27,8 +27,10 @@ def main(provider: str | None = None) -> None:
     if provider is None:
         provider = program_provider(sys.argv[0])
     if provider is None:
+        from credhelper.guard import protect_process
         from credhelper.log import Log
 
+        protect_process()  # as helper_main would: stderr may have been left closed
         Log("credhelper", sys.stderr).error(
             f"cannot tell the backend from the program name {os.path.basename(sys.argv[0])!r}",
             hint="run it as credhelper-NAME (a link or copy may have another name), or "

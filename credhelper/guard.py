@@ -77,9 +77,10 @@ class StdoutGuard:
             try:
                 sys.stdout.flush()
                 self.saved_fd = os.dup(1)
-                os.dup2(2, 1)
             except (OSError, ValueError, AttributeError):
-                self.saved_fd = None
+                self.saved_fd = None  # no usable stdout: nothing to guard, nothing printed
+            else:
+                _point_away(1)
         sys.stdout = self.stderr  # a Redacting: print() needs only write and flush
         return self
 
@@ -99,3 +100,73 @@ class StdoutGuard:
             os.dup2(self.saved_fd, 1)
             os.close(self.saved_fd)
         return False
+
+
+def _point_away(fd: int) -> None:
+    """Point ``fd`` at stderr, or at the null device when stderr is closed or unusable:
+    never leave it on the caller's stdout. (An error here ends the run before anything
+    is printed.)"""
+    try:
+        os.dup2(2, fd)
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+
+
+# ---------------------------------------------------------------- the process
+
+
+def protect_process() -> None:
+    """What every run does first, before it opens a file.
+
+    A standard descriptor the caller left closed (``2>&-``) is filled with the null device
+    (and its Python stream made usable): the next file the run opened would take its
+    number, so that an error line, or the stdout guard's redirect, would land in a cache
+    or log file. And no core file: a crash must not write the credential, or a backend
+    secret, to disk (``resource`` is a small C module; Windows has none, and no core
+    files)."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            null = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if getattr(sys, name) is None:  # Python found the descriptor closed at start
+                setattr(sys, name, open(fd, mode, encoding="utf-8", errors="backslashreplace",
+                                        closefd=False))
+        except OSError:
+            pass  # no null device: the stdout guard still refuses to print anything else
+    try:
+        import resource
+    except ImportError:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
+
+
+def not_dumpable() -> None:
+    """Linux: the process becomes non-dumpable (PR_SET_DUMPABLE 0): no core dump whatever
+    the limits or core_pattern say, and no other process of this user may ptrace it or
+    read its memory and environment under /proc. Called where the run leaves the cache
+    hit: importing ctypes costs ~1.5 ms, and a hit holds no more than the cache entry it
+    read, which other processes of this user can read anyway."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0))  # PR_SET_DUMPABLE, SUID_DUMP_DISABLE
+    except (ImportError, OSError, AttributeError):
+        pass  # hardening only: never a reason to fail the run

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from credhelper.guard import Redacting, StdoutGuard, guarded
+from credhelper.guard import Redacting, StdoutGuard, guarded, not_dumpable
 from credhelper.hotpath import hit
 from credhelper.log import Log
 
@@ -44,6 +44,7 @@ def _get_text(provider: str, env: Mapping[str, str], stdin: TextIO | None, stder
     text = hit(provider, env, clock, log, force, started)
     if text is not None:
         return text
+    not_dumpable()  # the full path handles backend secrets (guard.not_dumpable)
     from credhelper.fullpath import get
 
     return get(provider, env, stdin, stderr, clock, log, force, started)
