@@ -64,7 +64,8 @@ class OidcProvider(Provider):
     _sent_at: float | None = None
     settings = (
         Setting("issuer", "url", required=True,
-                help="issuer URL; endpoints come from ISSUER/.well-known/openid-configuration"),
+                help="issuer URL; endpoints come from ISSUER/.well-known/openid-configuration, "
+                     "else its RFC 8414 metadata (.well-known/oauth-authorization-server)"),
         Setting("client_id", required=True, help="OAuth client ID"),
         Setting("client_secret", secret=True,
                 help=f"confidential clients: {secretref.FORMS} (a value in clear works, but "
@@ -162,25 +163,51 @@ class OidcProvider(Provider):
                            address_setting="[oidc] issuer") or exc
 
     def discover(self, request, sess) -> dict:
+        """The issuer's metadata: OpenID discovery, else RFC 8414 authorization server
+        metadata (an OAuth server that is no OpenID provider). The next place is tried
+        only when one answers 4xx: a 5xx or a network failure is the server's trouble,
+        and a document that fails the checks is wrong, not missing."""
         issuer = self.config["issuer"]
-        url = issuer + "/.well-known/openid-configuration"
-        response = self.call(request, "discovery", sess.get, url, idempotent=True,
-                              withhold_token=True)
-        if response.status_code != 200:
-            raise (BackendUnavailable if response.status_code >= 500 else ConfigError)(
-                f"discovery failed: {url} answered HTTP {response.status_code}",
-                hint="check [oidc] issuer")
+        tried: list[str] = []
+        for url in self.metadata_urls(issuer):
+            response = self.call(request, "discovery", sess.get, url, idempotent=True,
+                                  withhold_token=True)
+            if response.status_code == 200:
+                break
+            tried.append(f"{url} (HTTP {response.status_code})")
+            if not 400 <= response.status_code < 500:
+                raise (BackendUnavailable if response.status_code >= 500 else ConfigError)(
+                    f"discovery failed: {url} answered HTTP {response.status_code}",
+                    hint="check [oidc] issuer")
+        else:
+            raise ConfigError("discovery failed: no metadata at " + ", ".join(tried),
+                              hint="check [oidc] issuer")
         try:
             doc = response.json()
         except ValueError:
             raise ConfigError(f"discovery failed: {url} did not answer JSON",
                               hint="check [oidc] issuer") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("token_endpoint"), str):
-            raise ConfigError(f"{url} is not an OpenID discovery document (no token_endpoint)")
+            raise ConfigError(f"{url} is not OpenID or OAuth server metadata (no token_endpoint)")
         if str(doc.get("issuer", "")).rstrip("/") != issuer:
-            raise ConfigError(f"the discovery document at {url} names another issuer: "
+            raise ConfigError(f"the metadata at {url} names another issuer: "
                               f"{doc.get('issuer')!r}", hint="set [oidc] issuer to that value")
+        if tried:
+            request.log.debug(f"metadata from {url} (RFC 8414)")
         return doc
+
+    @staticmethod
+    def metadata_urls(issuer: str) -> list[str]:
+        """Where an issuer's metadata may be, in the order tried: OpenID discovery
+        (appended to the issuer), RFC 8414 (for an issuer with a path, inserted between
+        the host and the path), and the appended RFC 8414 form many servers publish."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(issuer)
+        inserted = (f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server"
+                    + parts.path.rstrip("/"))
+        return list(dict.fromkeys([f"{issuer}/.well-known/openid-configuration", inserted,
+                                   f"{issuer}/.well-known/oauth-authorization-server"]))
 
     def _token(self, request, sess, url: str, during: str, **params) -> dict:
         from authlib.integrations.base_client import OAuthError
@@ -468,6 +495,9 @@ class OidcProvider(Provider):
                 raise oauth_error("expired_token", None, self.config["issuer"],
                                   self._login_hint(), "device")
             if now + interval > min(ends, code_ends):
+                if code_ends <= ends:  # the code dies before this run ends: no run can use it
+                    raise oauth_error("expired_token", None, self.config["issuer"],
+                                      self._login_hint(), "device")
                 raise StillPending()
             request.sleep(interval)
 

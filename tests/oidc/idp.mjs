@@ -12,6 +12,15 @@
 // GET /idp-stats returns counts of token requests by grant type, for the tests, and
 // refresh_token_reused: refresh-token grants that presented a refresh token already
 // presented before (a client spending one refresh token twice).
+//
+// Where the metadata is published: IDP_METADATA (default "openid") picks it, and
+// POST /idp-metadata?serve=MODE changes it while running. "openid": as oidc-provider
+// publishes it, OpenID discovery (/idp/.well-known/openid-configuration) and the same
+// document appended as RFC 8414 metadata (/idp/.well-known/oauth-authorization-server).
+// "rfc8414": only RFC 8414's path-inserted location,
+// /.well-known/oauth-authorization-server/idp.
+// "rfc8414-appended": only the appended location. "none": no metadata anywhere. The
+// document is oidc-provider's own in every mode.
 import https from 'node:https';
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
@@ -24,6 +33,14 @@ const GATEWAY = 'https://gateway.example';
 const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
 const stats = {};
 const presented = new Set(); // every refresh token a refresh-token grant has presented
+const METADATA_MODES = ['openid', 'rfc8414', 'rfc8414-appended', 'none'];
+let metadata = process.env.IDP_METADATA || 'openid';
+if (!METADATA_MODES.includes(metadata)) throw new Error(`IDP_METADATA: ${metadata}`);
+const METADATA_AT = {
+  openid: `${prefix}/.well-known/openid-configuration`,
+  rfc8414: `/.well-known/oauth-authorization-server${prefix}`,
+  'rfc8414-appended': `${prefix}/.well-known/oauth-authorization-server`,
+};
 
 const publicClient = (id) => ({
   client_id: id,
@@ -181,6 +198,28 @@ const server = https.createServer({
     if (req.url === '/idp-stats') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end(JSON.stringify(stats));
+    }
+    if (req.url.startsWith('/idp-metadata')) {
+      const mode = new URL(req.url, 'https://x').searchParams.get('serve');
+      if (req.method !== 'POST' || !METADATA_MODES.includes(mode)) {
+        res.writeHead(400);
+        return res.end();
+      }
+      metadata = mode;
+      res.writeHead(204);
+      return res.end();
+    }
+    const path = req.url.split('?')[0];
+    const where = Object.keys(METADATA_AT).find((mode) => METADATA_AT[mode] === path);
+    if (where && metadata !== 'openid' && where !== metadata) {
+      res.writeHead(404);
+      return res.end();
+    }
+    if (where === 'rfc8414' && metadata === 'rfc8414') {
+      // oidc-provider's own document, served at RFC 8414's path-inserted location.
+      req.originalUrl = METADATA_AT.openid;
+      req.url = '/.well-known/openid-configuration';
+      return callback(req, res);
     }
     const m = req.url.match(/^\/idp\/interaction\/([^/?]+)(?:\/(login|confirm|abort))?/);
     if (m) return await interaction(req, res, m[1], m[2]);
