@@ -345,15 +345,24 @@ def mdm_lint(app: App, files: tuple[str, ...]) -> None:
               show_default=True, help="How to send the credential, as inferenceGatewayAuthScheme.")
 @click.option("--provider", "-p", help="Which helper to run (default: the only configured one).")
 @click.option("--model", help="Model for the test message (default: the first listed).")
+@click.option("--sso", is_flag=True,
+              help="Check the app's own sign-in (inferenceGatewayAuthScheme = sso, "
+                   "inferenceCredentialKind = interactive): the gateway's OAuth metadata, "
+                   "then a token from credhelper-oidc at the issuer it names.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.pass_obj
 def test_gateway(app: App, url: str, auth_scheme: str, provider: str | None, model: str | None,
-                 as_json: bool) -> None:
+                 sso: bool, as_json: bool) -> None:
     """Run the helper as the app does, then call the gateway with its credential."""
     from credhelper import gateway
 
-    name = provider or _only_configured_provider(app)
-    result = gateway.test_gateway(url, auth_scheme, name, model, app.env)
+    if sso and (provider or "oidc") != "oidc":
+        raise ConfigError("--sso signs in with credhelper-oidc: leave out --provider")
+    if sso and auth_scheme != "bearer":
+        raise ConfigError("--sso sends the token as a bearer token: --auth-scheme x-api-key "
+                          "does not apply")
+    name = "oidc" if sso else provider or _only_configured_provider(app)
+    result = gateway.test_gateway(url, auth_scheme, name, model, app.env, sso=sso)
     if as_json:
         app.echo(json.dumps({"checks": result.checks, "verdict": result.verdict,
                              "exit_code": result.exit_code}, indent=2))

@@ -1,5 +1,7 @@
 """``credhelper test-gateway``: get a credential the way the app does, then use it the way
 the app does, and say in plain words what is wrong. The credential is never printed.
+With ``--sso``, first what the app's own sign-in reads: the gateway's OAuth authorization
+server metadata (RFC 8414), then a token from credhelper-oidc signed in at that issuer.
 
 Standard library HTTP only (``http.client``), so the umbrella needs nothing new.
 """
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 APP_TIMEOUT = 60.0  # the app kills a helper after this long (DESIGN §2)
 HTTP_TIMEOUT = 30.0
 ANTHROPIC_VERSION = "2023-06-01"
+METADATA_PATH = "/.well-known/oauth-authorization-server"  # where the app's sign-in looks
+METADATA_LIMIT = 1 << 20  # a metadata document is a few kB
 TOOL = {
     "name": "get_weather",
     "description": "Current weather in a city.",
@@ -331,11 +335,104 @@ def check_event_sequence(events: list[tuple[str, dict[str, Any]]]) -> tuple[list
     return list(dict.fromkeys(problems)), summary
 
 
+# ---------------------------------------------------------------- sso: the app's own sign-in
+
+
+def check_metadata(base: str, report: Report) -> dict[str, Any]:
+    """The gateway's RFC 8414 metadata, as the app's sign-in (inferenceGatewayAuthScheme =
+    sso, inferenceCredentialKind = interactive) reads it. Missing or unusable metadata is a
+    configuration problem (exit 2): no retry fixes it. A 5xx or no answer is exit 4."""
+    import http.client
+
+    url = base + METADATA_PATH
+    what = f"GET {METADATA_PATH}"
+    start = time.monotonic()
+    try:
+        conn = _connection(base, HTTP_TIMEOUT)
+        conn.request("GET", _path(base, METADATA_PATH), headers={
+            "accept": "application/json", "user-agent": "credhelper-test-gateway"})
+        response = conn.getresponse()
+        body = response.read(METADATA_LIMIT + 1)
+        conn.close()
+    except (OSError, http.client.HTTPException) as exc:
+        raise _network_failure(base, exc) from None
+    latency = int((time.monotonic() - start) * 1000)
+    if response.status >= 500:
+        raise BackendUnavailable(f"{what} answered {response.status}: "
+                                 f"{_describe_error_body(body)}")
+    if response.status != 200:
+        raise ConfigError(
+            f"{what} answered {response.status}: the gateway publishes no OAuth authorization "
+            f"server metadata at {url}, which the app's sign-in (sso / interactive) reads",
+            hint="publish the RFC 8414 metadata of the gateway's sign-in there, or give the "
+                 "app a helper (inferenceCredentialHelper) instead of sso")
+    try:
+        doc = json.loads(body) if len(body) <= METADATA_LIMIT else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{what}: {url} is not a JSON object of OAuth metadata")
+    missing = [k for k in ("issuer", "token_endpoint") if not isinstance(doc.get(k), str)]
+    if missing:
+        raise ConfigError(f"{what}: the metadata at {url} has no {' and no '.join(missing)}",
+                          hint="RFC 8414 requires issuer and token_endpoint")
+    report.add("ok", what, f"200 in {latency} ms: issuer {doc['issuer']}",
+               status_code=200, latency_ms=latency, issuer=doc["issuer"])
+    endpoints = {k: doc[k] for k in ("token_endpoint", "device_authorization_endpoint",
+                                     "authorization_endpoint") if isinstance(doc.get(k), str)}
+    report.add("ok", "endpoints", ", ".join(f"{k[:-len('_endpoint')]} {v}"
+                                            for k, v in endpoints.items()), **endpoints)
+    if "device_authorization_endpoint" not in doc:
+        if "authorization_endpoint" not in doc:
+            raise ConfigError(f"the metadata at {url} offers neither a device authorization "
+                              "endpoint nor an authorization endpoint: nobody can sign in")
+        # A warning, not a failure: the app signs in with a browser (authorization code),
+        # which works without it; the device code is how a person signs in where no
+        # browser can come back (SSH, the helper's own prompt, Claude Code on a server).
+        report.add("warn", "device_authorization_endpoint",
+                   "none: the app's browser sign-in can work, a device code sign-in cannot "
+                   "(credhelper-oidc signs in only with `credhelper-oidc login` on a desktop)")
+    return doc
+
+
+def configured_issuer(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(issuer, where it is set) of the user's [oidc] configuration, or None."""
+    from credhelper import config, registry
+
+    found, _ = config.sources(env, [config.DEFAULTS] + registry.names())
+    for source in found:  # highest precedence first
+        value = source.tables.get("oidc", {}).get("issuer")
+        if value is not None:
+            return str(value).rstrip("/"), source.where("oidc", "issuer")
+    return None
+
+
+def sso_environment(issuer: str, env: Mapping[str, str], report: Report) -> dict[str, str]:
+    """The environment to run credhelper-oidc in: signed in at the gateway's issuer, unless
+    the user's configuration names one (then it is kept, and a difference is said)."""
+    issuer = issuer.rstrip("/")
+    child = dict(env)
+    configured = configured_issuer(env)
+    if configured is None:
+        child["CREDHELPER_OIDC_ISSUER"] = issuer
+        report.add("ok", "[oidc] issuer", f"{issuer}, from the gateway's metadata")
+    elif configured[0] == issuer:
+        report.add("ok", "[oidc] issuer", f"{configured[0]} ({configured[1]}) is the gateway's")
+    else:
+        report.add("warn", "[oidc] issuer",
+                   f"{configured[0]} ({configured[1]}) is not the issuer the gateway names "
+                   f"({issuer}): credhelper-oidc signs in there, the app at the gateway's; "
+                   "testing with yours")
+    return child
+
+
 # ---------------------------------------------------------------- the whole check
 
 
 def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: Mapping[str, str],
-                 command: list[str] | None = None) -> Report:
+                 command: list[str] | None = None, sso: bool = False) -> Report:
+    """The whole check. With ``sso``: the gateway's OAuth metadata first, then
+    credhelper-oidc (``provider`` is "oidc") signed in at the issuer it names."""
     from credhelper.config import check_url
 
     try:
@@ -345,8 +442,20 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: M
     if base.endswith("/v1"):
         base = base[:-3]
     report = Report()
+    if sso:
+        try:
+            env = sso_environment(check_metadata(base, report)["issuer"], env, report)
+        except CredhelperError as exc:
+            report.add("fail", "sign-in metadata",
+                       exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
+            report.verdict = ("the gateway could not be reached"
+                              if isinstance(exc, BackendUnavailable)
+                              else "the gateway does not publish what the app's sign-in needs")
+            report.exit_code = exc.exit_code
+            return report
     command = command or helper_command(provider)
-    report.add("ok", "inferenceCredentialHelper", " ".join(command))
+    # With sso the app runs no helper: the command is how this check gets the token.
+    report.add("ok", "token from" if sso else "inferenceCredentialHelper", " ".join(command))
     try:
         token, extra, seconds = run_helper(command, env)
     except CredhelperError as exc:
@@ -380,7 +489,8 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: M
         }[kind]
         report.exit_code = exc.exit_code
         return report
-    report.verdict = "the gateway works with this helper, as the app would use it"
+    report.verdict = ("the gateway accepts a token from its sign-in, as the app would use it"
+                      if sso else "the gateway works with this helper, as the app would use it")
     return report
 
 

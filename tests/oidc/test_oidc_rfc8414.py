@@ -76,8 +76,9 @@ def test_device_sign_in_with_rfc8414_metadata_at_the_path_inserted_location(env,
     inserted = f"{server.origin}/.well-known/oauth-authorization-server/idp"
     assert f"metadata from {inserted} (RFC 8414)" in proc.stderr
     # A later silent run (the app's background refresh) finds the metadata the same way.
-    again = run(["credhelper-oidc", "--debug"],
-                {**env, "CLAUDE_HELPER_CONTEXT": "background", "CREDHELPER_OIDC_MIN_VALIDITY": "2h"})
+    background = {**env, "CLAUDE_HELPER_CONTEXT": "background",
+                  "CREDHELPER_OIDC_MIN_VALIDITY": "2h"}  # above the lifetime: must renew
+    again = run(["credhelper-oidc", "--debug"], background)
     assert token_of(again) and "refresh token" in again.stderr
 
 
