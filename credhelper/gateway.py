@@ -444,7 +444,7 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: M
     report = Report()
     if sso:
         try:
-            env = sso_environment(check_metadata(base, report)["issuer"], env, report)
+            metadata = check_metadata(base, report)
         except CredhelperError as exc:
             report.add("fail", "sign-in metadata",
                        exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
@@ -453,6 +453,7 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: M
                               else "the gateway does not publish what the app's sign-in needs")
             report.exit_code = exc.exit_code
             return report
+        env = sso_environment(metadata["issuer"], env, report)  # a bad config file: exit 2
     command = command or helper_command(provider)
     # With sso the app runs no helper: the command is how this check gets the token.
     report.add("ok", "token from" if sso else "inferenceCredentialHelper", " ".join(command))

@@ -10,6 +10,7 @@ SsoGateway).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -253,3 +254,15 @@ def test_a_gateway_that_is_down_exits_4(env):
 def test_sso_with_another_helper_or_scheme_is_a_usage_error(env, extra, said):
     p = run(["credhelper", "test-gateway", "https://gateway.example", "--sso", *extra], env)
     assert p.returncode == 2 and said in p.stderr and p.stdout == b"", p.stderr
+
+
+def test_a_broken_configuration_file_is_said_as_such(env, gateway):
+    """Reading the user's [oidc] issuer can fail: that is the file's fault, not the
+    gateway's (exit 2, the file named, no verdict about the gateway)."""
+    config = os.path.join(env["XDG_CONFIG_HOME"], "credhelper", "config.toml")
+    os.makedirs(os.path.dirname(config))
+    with open(config, "w") as f:
+        f.write("[oidc\n")
+    p, out = check_sso(env, gateway.url)
+    assert p.returncode == 2 and "config.toml" in p.stderr, p.stderr
+    assert "does not publish" not in out and "Traceback" not in p.stderr
