@@ -17,9 +17,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from credhelper import managed, paths
 from credhelper.durations import parse_duration
@@ -289,12 +291,15 @@ def check_url(url: str) -> str:
     """https anywhere; plain http only to this machine (loopback): the one check of every
     backend and gateway URL.
 
-    The host checked is the host the request connects to: the URL is split once, as
-    requests splits it (urllib3's ``parse_url``). What URL parsers read differently is
-    refused rather than guessed at: a backslash (``http://a\\@127.0.0.1`` is 127.0.0.1 to
-    ``urlsplit`` and ``a`` to urllib3), a user name or password (no secret belongs in an
-    address that is logged and shown by doctor), whitespace, control and non-ASCII
-    characters."""
+    The host checked must be the host the request connects to, and URL parsers do not
+    always agree on it: ``http://a\\@127.0.0.1`` is 127.0.0.1 to ``urlsplit`` and ``a`` to
+    urllib3, which requests and botocore connect with. So what parsers read differently
+    is refused rather than guessed at: a backslash, a user name or password (no secret
+    belongs in an address that is logged and shown by doctor), whitespace, control and
+    non-ASCII characters. On everything else ``urlsplit`` and urllib3's ``parse_url`` read
+    the same scheme, host and port (tests/test_url_check.py), so the URL is split once,
+    with ``urlsplit``: importing urllib3 here would cost a run that makes no request
+    (a sign-in that only a person can give, status) tens of milliseconds."""
     shown = _url_shown(url)
     if not (url.isascii() and url.isprintable()) or " " in url:
         raise ValueError(f"{shown} holds a space, a control or a non-ASCII character (a "
@@ -302,54 +307,36 @@ def check_url(url: str) -> str:
     if "\\" in url:
         raise ValueError(f"{shown} holds a backslash, which URL parsers read differently "
                          "(a path is written with /)")
-    if "@" in _authority(url):
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an out-of-range or non-numeric port, a broken [IPv6] address
+        raise ValueError(f"{shown} is not a valid URL: invalid port or host") from None
+    if "@" in parts.netloc:
         raise ValueError("the URL holds a user name or password (user:password@host), "
                          "which it must not: give credentials in their own settings")
-    scheme, host, port = _split_url(url, shown)
-    if scheme not in ("https", "http") or not host:
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"{shown} is not an http(s) URL")
-    if port is not None and not 0 < port < 65536:
+    # A host name or a bracketed IPv6 address, then an optional port: urlsplit lets more
+    # through (%-escapes, [v1.x], text after "]"), which urllib3 refuses.
+    if not (re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^\[\]:%]+)(:[0-9]*)?", parts.netloc)
+            and ("[" not in parts.netloc or _is_ipv6(parts.hostname))):
+        raise ValueError(f"{shown} is not a valid URL: invalid host")
+    if port == 0:
         raise ValueError(f"{shown} has an invalid port")
-    if scheme == "http" and not is_loopback(host):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(
             f"{shown} uses plain http to another machine; use https (http is allowed only "
             "on loopback)")
     return url.rstrip("/")
 
 
-def _authority(url: str) -> str:
-    """What lies between ``//`` and the path, query or fragment (RFC 3986 3.2), where a
-    user name and password would be."""
-    rest = url.partition("//")[2]
-    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
-    return rest[:min(ends)] if ends else rest
-
-
-def _split_url(url: str, shown: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port): urllib3's reading, where the request is made by
-    requests or botocore (both split with it); else urlsplit's, as http.client's callers
-    (test-gateway) read it. On what check_url lets through, the two agree
-    (tests/test_url_check.py)."""
+def _is_ipv6(host: str) -> bool:
     try:
-        from urllib3.exceptions import LocationParseError
-        from urllib3.util import parse_url
-    except ImportError:  # no HTTP backend installed
-        from urllib.parse import urlsplit
-
-        split = urlsplit(url)
-        try:
-            port = split.port
-        except ValueError:
-            raise ValueError(f"{shown} has an invalid port") from None
-        return split.scheme, split.hostname or "", port
-    try:
-        parsed = parse_url(url)
-    except LocationParseError:
-        raise ValueError(f"{shown} is not a valid URL: invalid port or host") from None
-    host = parsed.host or ""
-    if host.startswith("[") and host.endswith("]"):  # an IPv6 address, as urlsplit gives it
-        host = host[1:-1]
-    return (parsed.scheme or "").lower(), host, parsed.port
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _url_shown(url: str) -> str:
