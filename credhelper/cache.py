@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from credhelper import securefile, store
+from credhelper import output, securefile, store
 from credhelper.errors import STALE_IF_ERROR, BackendUnavailable, CacheError, CredhelperError
 from credhelper.store import KEYRING_SERVICE  # noqa: F401  (entries' service, as ever)
 
@@ -97,11 +97,12 @@ class Entry:
         if (
             not isinstance(token, str)
             or not token
-            or any(c in token for c in "\r\n\0")
+            or not output.is_header_value(token)  # as a run checks it before caching
             or not _timestamp(expires_at)
             or not _timestamp(fetched_at)
             or not isinstance(headers, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+            or not all(isinstance(k, str) and isinstance(v, str)
+                       and output.is_header_value(v, spaces=True) for k, v in headers.items())
             or not isinstance(details, dict)
             or not isinstance(doc.get("provider"), str)
             or not isinstance(doc.get("key"), str)

@@ -66,6 +66,11 @@ def check_backend_headers(headers: object, source: str) -> dict[str, str]:
     return headers
 
 
+def is_header_value(value: str, spaces: bool = False) -> bool:
+    """Would ``value`` pass check_token (or, with ``spaces``, check_backend_headers)?"""
+    return _unsendable(value, spaces) is None
+
+
 _STORED_HINT = ("check the value the backend holds: a stray space, line break or formatting "
                 "pasted with it")
 

@@ -64,14 +64,29 @@ def test_entry_loads_any_json_document(doc):
         pass
 
 
-@given(st.text(min_size=1, max_size=50).filter(lambda t: not any(c in t for c in "\r\n\0")),
-       st.dictionaries(st.from_regex(r"[A-Za-z0-9-]{1,10}", fullmatch=True), st.text(max_size=10)
-                       .filter(lambda t: not any(c in t for c in "\r\n\0")), max_size=3),
+@given(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=50),
+       st.dictionaries(st.from_regex(r"[A-Za-z0-9-]{1,10}", fullmatch=True),
+                       st.from_regex(r"([!-~]{1,5}( [!-~]{1,5}){0,2})?", fullmatch=True),
+                       max_size=3),
        st.floats(0, 4e9))
 def test_entry_round_trip(token, headers, expires_at):
     entry = Entry("p", "k", token, headers, expires_at, 1.0, {"source": "x"})
     again = Entry.loads(entry.dumps())
     assert (again.token, again.headers, again.expires_at) == (token, headers, expires_at)
+
+
+@given(st.text(max_size=30), st.text(max_size=10))
+def test_an_entry_holds_only_what_a_run_would_cache(token, header):
+    """An entry written by an older version with a credential or header value a run now
+    refuses (a space, a control or non-ASCII character) is no entry: a miss, refetched."""
+    entry = Entry("p", "k", token, {"X-A": header}, 2e9, 1.0, {})
+    try:
+        again = Entry.loads(entry.dumps())
+    except ValueError:
+        assert not token or not output.is_header_value(token) \
+            or not output.is_header_value(header, spaces=True)
+        return
+    assert output.check_token(again.token, "b") and output.check_backend_headers(again.headers, "b")
 
 
 @given(st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=12), st.integers()), max_size=4))

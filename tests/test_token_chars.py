@@ -163,3 +163,25 @@ def test_keyring_store_cannot_carry_a_lone_surrogate(keyring_env):
     p = subprocess.run([sys.executable, "-c", code, keyring_env["CREDHELPER_KEYRING_SERVICE"]],
                        env=keyring_env, capture_output=True, timeout=30)
     assert p.returncode != 0 and b"surrogate" in p.stderr
+
+
+def test_an_entry_cached_by_an_older_version_with_a_bad_value_is_refetched(counting_env, tmp_path):
+    """Older versions cached such values (a hit then printed them, or failed with exit 1
+    on every run until the entry expired): the entry is now a miss, and rewritten."""
+    value_file = tmp_path / "value"
+    value_file.write_text(CANARY)
+    counting_env["CREDHELPER_COUNTING_VALUE_FILE"] = str(value_file)  # not in the cache key
+    assert run("counting", counting_env).returncode == 0
+    [name] = cache_entries(counting_env)
+    path = os.path.join(counting_env["CREDHELPER_CACHE_DIR"], name)
+    with open(path) as f:
+        doc = json.load(f)
+    doc["token"] = f"{CANARY}\x1b[31m\udcff"  # as an older version wrote it
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    value_file.write_text(f"{CANARY}-new")
+    p = run("counting", counting_env)
+    assert p.returncode == 0 and p.stdout == f"{CANARY}-new\n".encode(), p.stderr
+    assert "ignoring cache entry" in p.stderr and len(fetches(counting_env)) == 2
+    assert run("counting", counting_env).stdout == f"{CANARY}-new\n".encode()  # rewritten
+    assert len(fetches(counting_env)) == 2
