@@ -272,9 +272,10 @@ class AzureProvider(Provider):
                                     address_setting="[azure] authority")
                 if error is not None:
                     raise error from None
-                if not isinstance(exc, ValueError):
+                if not isinstance(exc, (ValueError, OverflowError)):
                     raise
-                # MSAL's word for a malformed answer or authority
+                # MSAL's word for a malformed answer or authority (OverflowError: a number
+                # it reads with int(), such as a device code's interval, is infinite)
                 if config_error:
                     raise ConfigError(f"[azure] authority {authority}: {exc}"[:300]) from None
                 raise AccessDenied(f"{what} failed: {exc}"[:300]) from None

@@ -11,6 +11,7 @@ waiting: the helper keeps polling while the person signs in.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -178,8 +179,6 @@ CODE_LIFETIME = (10.0, 3600.0)  # seconds: and its code's expires_in to this
 def bounded(value, default: float, low: float, high: float) -> float:
     """A provider-sent number of seconds, clamped to [low, high]; ``default`` when it is
     missing or not a finite number (a NaN interval must not poll in a tight loop)."""
-    import math
-
     if isinstance(value, bool):
         return default
     try:
@@ -243,9 +242,10 @@ class PendingSignIn:
         doc = self.request.state.load(self.name)
         if doc is None:
             return None
+        expires_at = doc.get("expires_at")
         usable = (all(isinstance(doc.get(f), str) and doc[f] for f in self.FIELDS)
-                  and isinstance(doc.get("expires_at"), (int, float))
-                  and not isinstance(doc.get("expires_at"), bool))
+                  and isinstance(expires_at, (int, float)) and not isinstance(expires_at, bool)
+                  and math.isfinite(expires_at))  # NaN would never expire, nor print
         if not usable or doc["expires_at"] <= self.request.now():
             self.request.log.debug("the saved pending sign-in has expired or is damaged: "
                                    "forgetting it")
