@@ -6,7 +6,8 @@ failure means for the contract.
   verified against ``ca_cert`` alone when it is set (a PEM file or a directory of them),
   else against the system CAs plus REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE;
   an optional client certificate; proxies from the environment exactly as requests reads
-  them (HTTPS_PROXY, NO_PROXY); no answer body longer than ``MAX_BODY``.
+  them (HTTPS_PROXY, NO_PROXY); no answer body longer than ``MAX_BODY``. ``capped()`` puts
+  the same cap on the answers of a library that reads them itself (AWS's botocore).
 - ``Retry`` is the retry rule of every backend, AWS's botocore loop included: which answers
   are worth another try, the pause before it (the server's Retry-After when it fits the
   deadline, else a doubling backoff), and the words when there is no other try.
@@ -302,15 +303,23 @@ def _adapter_class() -> Callable[[Callable[[], ssl.SSLContext], int], HTTPAdapte
 
         def build_response(self, req: PreparedRequest, resp: Any) -> Response:
             response = super().build_response(req, resp)
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > self.limit:
-                resp.close()  # never read it: the connection is dropped, not pooled
-                raise ResponseTooLarge(response.status_code, response.url, self.limit)
-            response.raw = _CappedBody(response.raw, self.limit, response.status_code,
-                                       response.url)
+            response.raw = capped(response.raw, response.status_code, response.url or "",
+                                  response.headers.get("Content-Length"), self.limit)
             return response
 
     return Adapter
+
+
+def capped(raw: Any, status: int, url: str, content_length: str | None,
+           limit: int = MAX_BODY) -> Any:
+    """``raw``, an answer not read yet (urllib3's HTTPResponse), read through the cap from
+    now on; ResponseTooLarge at once, the connection dropped unread, when its declared
+    Content-Length is over it. For requests (the session's adapter) and for a library that
+    reads answers itself (botocore)."""
+    if content_length and content_length.isdigit() and int(content_length) > limit:
+        raw.close()  # never read it: the connection is dropped, not pooled
+        raise ResponseTooLarge(status, url, limit)
+    return _CappedBody(raw, limit, status, url)
 
 
 class _CappedBody:

@@ -10,7 +10,8 @@ Credentials come from the standard AWS chain (environment, ``~/.aws/config`` and
 - ``secretsmanager``: a Secrets Manager secret (or one ``field`` of a JSON secret).
 
 botocore is imported inside methods only: a cache hit never loads it. Every AWS call is
-bounded by the run's deadline (timeouts from ``request.remaining()``, our own retries).
+bounded by the run's deadline (timeouts from ``request.remaining()``, our own retries), and
+every answer by credhelper.net's size cap (botocore would read any answer whole).
 
 No library asks a person anything: botocore's assume-role provider would read an MFA code
 with getpass on stdin; ours (``_Aws.mfa_code``) asks only in the interactive context, and
@@ -307,6 +308,7 @@ class _Aws:
         self.config, self.request, self.log = config, request, request.log
         self.profile = config.get("profile")
         self.session = botocore.session.Session(profile=self.profile)
+        self.session.register("creating-client-class", _cap_answers)
         try:
             region = config.get("region") or self.session.get_config_variable("region")
         except Exception as exc:
@@ -610,6 +612,12 @@ class _Aws:
         profile = self.profile or "default"
         if isinstance(exc, (ConfigError, AccessDenied, BackendUnavailable, LoginRequired)):
             return exc
+        from botocore.parsers import ResponseParserError
+
+        if isinstance(exc, ResponseParserError):  # its text quotes the answer: not repeated
+            return BackendUnavailable(f"{what}: the answer is not an AWS response (it could not "
+                                      "be parsed)", hint="check [aws] endpoint_url and any "
+                                      "proxy in between: something else may answer there")
         sso_errors = tuple(getattr(bx, n) for n in (
             "UnauthorizedSSOTokenError", "SSOTokenLoadError", "TokenRetrievalError",
             "SSOError") if hasattr(bx, n))
@@ -685,7 +693,11 @@ class _Aws:
                                     "and the AWS_ variables")
         if isinstance(exc, bx.BotoCoreError):
             return BackendUnavailable(f"{what}: {name}: {_one_line(exc)}")
-        return exc
+        # An answer past the size cap, or a transport failure while reading one through the
+        # cap (outside botocore's own mapping): every backend's words (credhelper.net).
+        where = self.endpoint_url or getattr(exc, "url", None)
+        return net.failure(exc, where or "AWS", name="AWS" if where else None,
+                           address_setting="[aws] endpoint_url (or AWS_ENDPOINT_URL)") or exc
 
     def _renew_hint(self) -> str:
         if self.profile:
@@ -727,6 +739,41 @@ def _read_terminal(prompt: str) -> str:
     finally:
         if restore is not None:
             atexit.unregister(restore)
+
+
+def _cap_answers(class_attributes, base_classes, **_) -> None:
+    """botocore's event as it builds a client class: every client of the run (ours, and
+    those botocore makes for the credential chain: AssumeRole, SSO) reads its answers
+    through credhelper.net's cap."""
+    base_classes.insert(0, _CappedClient)
+
+
+class _CappedClient:
+    """Mixed into a botocore client: its HTTP session's answers arrive unread (botocore
+    streams them, preload_content=False, but its send() reads each whole at once) and are
+    read through ``net.capped``, which stops past net.MAX_BODY (at once when the
+    Content-Length says so): net.ResponseTooLarge, which ``_Aws.translate`` makes exit 4
+    (5 for a refusal)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        http = self._endpoint.http_session
+        send = http.send
+
+        def capped_send(request):
+            streamed = request.stream_output
+            request.stream_output = True  # else send() reads the whole answer itself
+            try:
+                response = send(request)
+            finally:
+                request.stream_output = streamed
+            response.raw = net.capped(response.raw, response.status_code, request.url,
+                                      response.headers.get("content-length"))
+            if not streamed:
+                response.content  # noqa: B018  (read now, as send() would have)
+            return response
+
+        http.send = capped_send
 
 
 class _WriteOnly:
