@@ -278,31 +278,48 @@ def doctor(app: App, provider: tuple[str, ...], as_json: bool) -> None:
 
 @umbrella.group("mdm")
 def mdm_group() -> None:
-    """Write and check MDM profiles for Claude Desktop and the helper."""
+    """Write and check MDM profiles for Claude Desktop, Claude Code and the helper."""
 
 
 @mdm_group.command("export")
 @click.option("--base-url", required=True, help="The gateway's base URL (https).")
+@click.option("--app", "app_name", type=click.Choice(["desktop", "claude-code", "both"]),
+              default="desktop", show_default=True, help="Which app's files to write.")
 @click.option("--helper", help="Absolute path of the helper on macOS (or Windows).")
 @click.option("--windows-helper", help="Absolute path of the helper on Windows.")
-@click.option("--auth-scheme", type=click.Choice(["bearer", "x-api-key"]), default="bearer",
-              show_default=True, help="How the app sends the credential.")
+@click.option("--auth-scheme", type=click.Choice(["bearer", "x-api-key", "sso"]),
+              default="bearer", show_default=True,
+              help="inferenceGatewayAuthScheme; sso: the app signs users in (older releases).")
+@click.option("--credential-kind", type=click.Choice(["helper-script", "interactive"]),
+              help="inferenceCredentialKind (1.8555.0 on); interactive: the app signs users "
+                   "in, no helper.")
 @click.option("--ttl", type=int,
-              help="inferenceCredentialHelperTtlSec: seconds the app keeps a credential.")
+              help="Seconds an app keeps a credential (inferenceCredentialHelperTtlSec; "
+                   "Claude Code: CLAUDE_CODE_API_KEY_HELPER_TTL_MS).")
+@click.option("--timeout", type=int,
+              help="inferenceCredentialHelperTimeoutSec: seconds the app waits for the helper "
+                   "(1..600).")
 @click.option("--header", "headers", multiple=True, metavar="NAME:VALUE",
               help="Extra header the app sends (repeatable).")
+@click.option("--legacy-headers", is_flag=True,
+              help="Also write the headers as inferenceGatewayHeaders (releases before "
+                   "1.8089.0).")
 @click.option("--model", "models", multiple=True, metavar="ID",
               help="Model for the picker (repeatable).")
 @click.option("--provider", "-p", help="Include this provider's current settings (never a secret).")
 @click.option("--set", "settings", multiple=True, metavar="TABLE.KEY=VALUE",
               help="A helper setting to manage (repeatable), e.g. vault.address=https://...")
+@click.option("--code-settings", metavar="FILE",
+              help="Claude Code: a JSON file of your other managed settings, merged in.")
 @click.option("--out", "out_dir", default=".", show_default=True, help="Directory to write into.")
 @click.pass_obj
-def mdm_export(app: App, base_url: str, helper: str | None, windows_helper: str | None,
-               auth_scheme: str, ttl: int | None, headers: tuple[str, ...],
-               models: tuple[str, ...], provider: str | None, settings: tuple[str, ...],
-               out_dir: str) -> None:
-    """Write claude-gateway.mobileconfig (macOS) and claude-gateway.reg (Windows)."""
+def mdm_export(app: App, base_url: str, app_name: str, helper: str | None,
+               windows_helper: str | None, auth_scheme: str, credential_kind: str | None,
+               ttl: int | None, timeout: int | None, headers: tuple[str, ...],
+               legacy_headers: bool, models: tuple[str, ...], provider: str | None,
+               settings: tuple[str, ...], code_settings: str | None, out_dir: str) -> None:
+    """Write the profiles: claude-gateway.mobileconfig and .reg (Claude Desktop);
+    managed-settings.json, claude-code.mobileconfig and .reg (Claude Code)."""
     from credhelper import mdm
 
     parsed: dict[str, str] = {}
@@ -311,8 +328,12 @@ def mdm_export(app: App, base_url: str, helper: str | None, windows_helper: str 
         if not sep:
             raise ConfigError(f"--header {item!r}: expected NAME:VALUE")
         parsed[name.strip()] = value.strip()
-    export = mdm.build(base_url, helper, windows_helper, auth_scheme, ttl, parsed, list(models),
-                       provider, list(settings), app.env)
+    options = mdm.Options(
+        base_url, helper=helper, windows_helper=windows_helper, auth_scheme=auth_scheme,
+        credential_kind=credential_kind, ttl=ttl, timeout=timeout, headers=parsed,
+        models=list(models), provider=provider, settings=list(settings), app=app_name,
+        code_settings=code_settings, legacy_headers=legacy_headers)
+    export = mdm.build(options, app.env)
     for warning in export.warnings:
         app.log.warning(warning)
     for path in mdm.write(export, out_dir):
@@ -323,18 +344,22 @@ def mdm_export(app: App, base_url: str, helper: str | None, windows_helper: str 
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.pass_obj
 def mdm_lint(app: App, files: tuple[str, ...]) -> None:
-    """Check a .mobileconfig or .reg against the keys the app reads (exit 2 on problems)."""
+    """Check a .mobileconfig, .reg or managed-settings.json against the keys Claude Desktop
+    and Claude Code read. Exit 2 on an error; unknown keys are warnings."""
     from credhelper import mdm
 
     failed = False
     for path in files:
         findings = mdm.lint(path)
         for f in findings:
-            app.echo(f"{path}: {f.level}: {f.where}: {f.message}")
-        errors_found = [f for f in findings if f.level == "error"]
+            app.echo(f"{path}: {f.level}: " + (f"{f.where}: " if f.where else "") + f.message)
+        errors_found = sum(f.level == "error" for f in findings)
+        warnings = len(findings) - errors_found
         failed |= bool(errors_found)
-        if not errors_found:
-            app.echo(f"{path}: ok" + (f" ({len(findings)} warning(s))" if findings else ""))
+        counts = [f"{n} {word}{'s' if n != 1 else ''}"
+                  for n, word in ((errors_found, "error"), (warnings, "warning")) if n]
+        app.echo(f"{path}: " + (", ".join(counts) if errors_found else
+                                "ok" + (f" ({counts[0]})" if counts else "")))
     if failed:
         raise SystemExit(errors.CONFIG)
 

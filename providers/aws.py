@@ -76,6 +76,9 @@ class AwsProvider(Provider):
     address_setting = "endpoint_url"
     ca_setting = None
     library = "boto3"
+    # The setting that fixes the credential's lifetime, per mode (mdm export checks the TTL)
+    lifetime_setting = {"presigned-identity": "presign_lifetime",
+                        "web-identity-token": "token_duration"}
     # The chain's raw inputs: a new key pair or token file means another caller.
     identity_env = ("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
                     "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_FULL_URI",

@@ -19,6 +19,7 @@ class KeyringProvider(Provider):
     name = "keyring"
     summary = "a secret stored in the OS keyring"
     library = "keyring"
+    lifetime_setting = "max_age"  # the stored secret has no expiry of its own: max_age is it
     settings = (
         Setting("service", default="credhelper", help="keyring service name of the secret"),
         Setting("username", default="gateway", help="keyring user name of the secret"),
