@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import assert_failure, run
+
 from admin.test_mdm import read_reg
 
 BASE = ["credhelper", "mdm", "export", "--base-url", "https://llm-gateway.example.com"]
@@ -61,12 +61,14 @@ def test_sign_in_is_exported_without_a_helper(base_env, tmp_path, args, expected
     assert lint_p.returncode == 0, text
     if "sso" in args:  # deprecated in 1.40609.0: export and lint both say so
         assert "--credential-kind interactive" in p.stderr
-        assert text.count(": warning: ") == 2 and "use inferenceCredentialKind = interactive" in text
+        assert text.count(": warning: ") == 2
+        assert "use inferenceCredentialKind = interactive" in text
     else:
         assert ": warning: " not in text and p.stderr == ""
 
 
-@pytest.mark.parametrize("sign_in", [["--auth-scheme", "sso"], ["--credential-kind", "interactive"]])
+@pytest.mark.parametrize("sign_in", [["--auth-scheme", "sso"],
+                                     ["--credential-kind", "interactive"]])
 @pytest.mark.parametrize("helper,phrase", [
     (["--helper", "/usr/local/bin/credhelper-oidc"], "--helper"),
     (["--provider", "oidc"], "--provider"),

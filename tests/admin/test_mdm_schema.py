@@ -12,8 +12,8 @@ import plistlib
 import re
 
 import pytest
-
 from conftest import run
+
 from credhelper import mdm
 
 VALID = {

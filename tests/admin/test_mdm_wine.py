@@ -17,7 +17,6 @@ import tempfile
 import time
 
 import pytest
-
 from conftest import run
 
 BASE = ["credhelper", "mdm", "export", "--base-url", "https://llm-gateway.example.com"]
@@ -78,8 +77,9 @@ def wine(tmp_path_factory):
     assert done.returncode == 0, done.stderr[-2000:]
     print(f"wine prefix ready in {time.monotonic() - started:.1f}s")
     yield wine
-    subprocess.run(["wineserver", "-k"], env=wine.env, timeout=60, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for flag in ("-k", "-w"):  # kill the server, then wait until it is gone
+        subprocess.run(["wineserver", flag], env=wine.env, timeout=60, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture
