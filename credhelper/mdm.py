@@ -793,11 +793,9 @@ def _lifetime(cls: type, provider: str, conf: ProviderConfig, env: Mapping[str, 
     """How long the provider's credentials live: first from the setting the provider
     declares as their lifetime (``lifetime_setting``: a name, or one per ``mode``), else
     from the credential cached on this machine."""
-    setting = getattr(cls, "lifetime_setting", None)
-    if isinstance(setting, dict):
-        setting = setting.get(conf.get("mode"))
-    if setting and conf.get(setting):
-        return float(conf[setting]), f"[{provider}] {setting} = {_as_string(conf[setting])}s"
+    declared: tuple[float, str] | None = cls(conf).declared_lifetime()
+    if declared is not None:
+        return declared
     from credhelper.cache import open_cache
     from credhelper.errors import CredhelperError
     from credhelper.fullpath import cache_dir, cache_key

@@ -233,6 +233,10 @@ class Provider:
         raise NotImplementedError
 
     def login(self, request: Request) -> None:
+    # The setting that says how long this backend's credentials live (a name, or one per
+    # ``mode``), for doctor and mdm export to compare with the app's TTL before anything
+    # is cached. None: the backend's answer says it.
+    lifetime_setting: ClassVar[str | dict[str, str] | None] = None
         raise ConfigError(f"{self.name} has no sign-in: nothing to log in to")
 
     def logout(self, request: Request) -> None:
@@ -254,6 +258,16 @@ class Provider:
         never served the previous identity's credential. Backends that read identity
         files of their own (``~/.vault-token``, ``~/.aws/credentials``) add them."""
         from credhelper import secretref
+    def declared_lifetime(self) -> tuple[float, str] | None:
+        """(seconds, where that comes from) from ``lifetime_setting``, or None."""
+        setting = self.lifetime_setting
+        if isinstance(setting, dict):
+            setting = setting.get(self.config.get("mode"))
+        if not setting or not self.config.get(setting):
+            return None
+        value = float(self.config[setting])
+        return value, f"[{self.name}] {setting} = {value:g}s"
+
 
         return secretref.references(
             self.config, [(s.name, None) for s in self.settings if s.secret], env)

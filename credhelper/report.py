@@ -330,19 +330,27 @@ def _doctor_provider(app: App, name: str) -> dict[str, Any]:
         entry = run.cache.load(name, run.key)
     except CredhelperError as exc:
         checks.append(_check("fail", "cached credential", exc.message))
+    # The credential's real lifetime: the cached one's, else what the backend declares.
+    declared = run.provider.declared_lifetime()
     if entry is not None:
-        lifetime = int(entry.expires_at - entry.fetched_at)
+        lifetime, origin = entry.expires_at - entry.fetched_at, "the cached credential"
+    elif declared is not None:
+        lifetime, origin = declared
+    else:
+        lifetime = None
+    if lifetime is not None:
         ttl = run.budget.ttl
         if lifetime < ttl:
             checks.append(_check(
                 "warn", "credential lifetime",
-                f"{format_duration(lifetime)} is shorter than the app's TTL "
-                f"({format_duration(ttl)}, {run.budget.ttl_source}): set "
+                f"{format_duration(int(lifetime))} ({origin}) is shorter than the app keeps "
+                f"a credential ({format_duration(ttl)}, {run.budget.ttl_source}): set "
                 f"inferenceCredentialHelperTtlSec to at most "
-                f"{max(60, lifetime - int(run.config['min_validity']))}",
+                f"{max(60, int(lifetime) - int(run.config['min_validity']))}",
             ))
         else:
-            checks.append(_check("ok", "credential lifetime", format_duration(lifetime)))
+            checks.append(_check("ok", "credential lifetime",
+                                 f"{format_duration(int(lifetime))} ({origin})"))
     helper = helper_path(name)
     exists = os.path.isfile(helper) and os.access(helper, os.X_OK)
     checks.append(_check("ok" if exists else "warn", "inferenceCredentialHelper",

@@ -83,3 +83,26 @@ def test_app_timeout_out_of_range_in_a_file_names_the_file(base_env, tmp_path):
     cfg.write_text('[keyring]\nservice = "s"\nusername = "u"\napp_timeout = "0s"\n')
     p = run(["credhelper-keyring"], {**base_env, "CREDHELPER_CONFIG": str(cfg)})
     assert_failure(p, 2, "app_timeout", str(cfg))
+
+
+def test_doctor_compares_the_deployed_ttl_with_the_declared_lifetime(mac, base_env, tmp_path):
+    """Nothing cached yet: the lifetime the backend declares (a presigned AWS identity
+    lives presign_lifetime, 15 min) against the TTL the app's profile deploys."""
+    import io
+
+    from credhelper import report
+    from credhelper.cli import App
+
+    write_app_plist(tmp_path / "Managed Preferences", {budget.TTL_KEY: "3600"})
+    env = {**base_env, "CREDHELPER_AWS_AUDIENCE": "https://gateway.example"}
+    app = App("credhelper", env, io.StringIO(), io.StringIO(), lambda: 1.9e9, False)
+    section = report._doctor_provider(app, "aws")
+    found = {c["check"]: c for c in section["checks"]}
+    lifetime = found["credential lifetime"]
+    assert lifetime["status"] == "warn", lifetime
+    assert "15m ([aws] presign_lifetime = 900s)" in lifetime["detail"]
+    assert "inferenceCredentialHelperTtlSec" in lifetime["detail"] and "at most 600" in lifetime["detail"]
+    assert budget.TTL_KEY in lifetime["detail"] and "Managed Preferences" in lifetime["detail"]
+    write_app_plist(tmp_path / "Managed Preferences", {budget.TTL_KEY: "600"})
+    found = {c["check"]: c for c in report._doctor_provider(app, "aws")["checks"]}
+    assert found["credential lifetime"]["status"] == "ok"
