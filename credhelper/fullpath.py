@@ -41,7 +41,7 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
     entry = cache.load(provider_name, key)
     if entry is not None and entry.serves(now, conf["min_validity"], grace):
         log.debug("cache hit (full path)" + (": refreshed within refresh_grace" if force else ""))
-        return run.finish(entry.token, entry.headers)
+        return run.finish(entry.token, entry.headers, entry.expires_at)
     if force:
         log.debug(why_not_served(entry, force))
 
@@ -51,7 +51,7 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
         entry = cache.load(provider_name, key)
         if entry is not None and entry.serves(clock(), conf["min_validity"], grace):
             log.debug("another run fetched while this one waited for the lock")
-            return run.finish(entry.token, entry.headers)
+            return run.finish(entry.token, entry.headers, entry.expires_at)
         try:
             lock.check()
             log.debug(f"fetching from {run.provider.describe()} ({run.request.context} context, "
@@ -65,7 +65,7 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
                 raise
             log.warning(f"{exc.message}; serving the cached credential, which stays valid "
                         f"for {int(entry.expires_at - clock())}s more")
-            return run.finish(entry.token, entry.headers)
+            return run.finish(entry.token, entry.headers, entry.expires_at)
 
         token = output.check_token(cred.token, run.provider.describe())
         output.check_backend_headers(cred.headers, run.provider.describe())
@@ -93,7 +93,7 @@ def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr
                                   cred.details))
             except (OSError, CredhelperError) as exc:
                 log.warning(f"could not write the cache: {getattr(exc, 'message', exc)}")
-        return run.finish(token, cred.headers)
+        return run.finish(token, cred.headers, expires_at)
 
 
 def usable_expiry(expires_at: float | None, source: str, log: Log) -> float | None:
@@ -227,8 +227,10 @@ class Run:
             raise failed[0]
         return result["value"]
 
-    def finish(self, token: str, headers: Mapping[str, str]) -> str:
-        """Write the snapshot for the next hit and render the output."""
+    def finish(self, token: str, headers: Mapping[str, str],
+               expires_at: float | None = None) -> str:
+        """Write the snapshot for the next hit and render the output (``expires_at``: the
+        credential's expiry as cached, for the outputs that carry it)."""
         conf = self.config
         try:
             snapshot.write(
@@ -252,7 +254,7 @@ class Run:
         except (OSError, CredhelperError) as exc:
             self.log.debug("could not write the configuration snapshot: "
                            f"{getattr(exc, 'message', exc)}")
-        return output.render(token, {**headers, **conf["headers"]}, conf["output"])
+        return output.render(token, {**headers, **conf["headers"]}, conf["output"], expires_at)
 
 
 def cache_dir(env: Mapping[str, str]) -> str:

@@ -51,7 +51,8 @@ def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: 
         log.debug(why_not_served(entry, force))
         return None
     log.debug(f"cache hit: {provider} credential valid for {int(entry.expires_at - now)}s more")
-    return output.render(entry.token, {**entry.headers, **snap["headers"]}, snap["output"])
+    return output.render(entry.token, {**entry.headers, **snap["headers"]}, snap["output"],
+                         entry.expires_at)
 
 
 # ---------------------------------------------------------------- the full path

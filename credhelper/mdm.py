@@ -60,7 +60,7 @@ TTL_RANGE = (60, 86400)
 DEFAULT_TTL = 3600  # the app's own default when the key is absent
 CODE_DEFAULT_TTL = 300  # Claude Code re-runs apiKeyHelper every 5 minutes by default
 
-# Where the README's layout installs each helper (used when --helper is not given).
+# Where the install layout (docs/binaries.md) puts each helper (used when --helper is not given).
 MAC_HELPER = "/Library/Application Support/credhelper/credhelper-{0}/credhelper-{0}"
 WINDOWS_HELPER = "C:\\Program Files\\credhelper\\credhelper-{0}\\credhelper-{0}.exe"
 
@@ -538,7 +538,8 @@ def build(options: Options, env: Mapping[str, str]) -> Export:
         _check_sign_in(o, apps)
     elif not o.helper and not o.windows_helper and not o.provider:
         raise ConfigError("say which helper the app runs: --helper PATH or --provider NAME",
-                          hint="e.g. --provider vault uses the README's install location; "
+                          hint="e.g. --provider vault (the helper where the install layout puts "
+                               "it), --helper '/Library/Application Support/.../credhelper-vault'; "
                                "or --credential-kind interactive for the app's own sign-in")
     if o.timeout is not None and not 1 <= o.timeout <= 600:
         raise ConfigError(f"--timeout {o.timeout}: inferenceCredentialHelperTimeoutSec is "
@@ -555,9 +556,11 @@ def build(options: Options, env: Mapping[str, str]) -> Export:
         mac = o.helper if o.helper and not windows_only else MAC_HELPER.format(name)
         win = o.windows_helper or (o.helper if windows_only else WINDOWS_HELPER.format(name))
         if mac != o.helper:
-            warnings.append(f"macOS helper path: {mac} (the README's install location)")
+            warnings.append(f"macOS helper path: {mac} (the install layout's; --helper PATH "
+                            "sets another)")
         if win != o.windows_helper and not windows_only:
-            warnings.append(f"Windows helper path: {win} (the README's install location)")
+            warnings.append(f"Windows helper path: {win} (the install layout's; "
+                            "--windows-helper PATH sets another)")
     app = _desktop_values(o, mac) if "desktop" in apps else {}
     for key, value in app.items():
         problems = [p for p in check_app_value(KEYS[key], value, "plist") if p[0] == "error"]

@@ -107,8 +107,45 @@ def _kind(c: str) -> str:
     return "a non-ASCII character"
 
 
-def render(token: str, headers: Mapping[str, str] | None, output: str) -> str:
-    """The exact text for standard output, newline included."""
+# Outputs for callers other than the app (docs/configuration.md#output): a headers helper
+# (Claude Code's headersHelper for MCP servers) takes one JSON object of header name ->
+# value; kubectl and client-go take a Kubernetes ExecCredential.
+HEADERS = {"headers": ("Authorization", "Bearer "), "x-api-key-headers": ("x-api-key", "")}
+EXEC_CREDENTIAL = "exec-credential"
+EXEC_API_VERSION = "client.authentication.k8s.io/v1"
+
+
+def render(token: str, headers: Mapping[str, str] | None, output: str,
+           expires_at: float | None = None) -> str:
+    """The exact text for standard output, newline included. ``expires_at`` (Unix time,
+    the cache entry's expiry; None when the credential has none) is printed only by the
+    exec-credential form. A ConfigError (exit 2) when the output cannot carry ``headers``."""
+    if output in HEADERS:
+        name, prefix = HEADERS[output]
+        extra = dict(headers or {})
+        if any(other.lower() == name.lower() for other in extra):
+            raise ConfigError(f"output = \"{output}\" sets the {name} header to the credential, "
+                              "and the headers setting sets it too",
+                              hint=f"remove {name} from headers")
+        return json.dumps({name: prefix + token, **extra}) + "\n"
+    if output == EXEC_CREDENTIAL:
+        if headers:
+            raise ConfigError("output = \"exec-credential\" cannot carry the headers setting "
+                              f"({', '.join(sorted(headers))}): an ExecCredential holds only "
+                              "the token", hint="remove headers for this backend")
+        status: dict[str, str] = {"token": token}
+        if expires_at is not None:
+            status["expirationTimestamp"] = rfc3339(expires_at)
+        return json.dumps({"apiVersion": EXEC_API_VERSION, "kind": "ExecCredential",
+                           "status": status}) + "\n"
     if headers or output == "json":
         return json.dumps({"token": token, "headers": dict(headers or {})}) + "\n"
     return token + "\n"
+
+
+def rfc3339(when: float) -> str:
+    """A Unix time as RFC 3339 in UTC, whole seconds (``2026-05-01T12:00:00Z``): rounded
+    down, so a caller never holds the credential past its real end."""
+    import time  # built in, and loaded by credhelper.log already: nothing new on the hit
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(when)))

@@ -70,8 +70,12 @@ COMMON_SETTINGS = (
             help="expiry for credentials whose backend gives none"),
     Setting("cache", "choice", "file", choices=("file", "keyring", "none"), credential=False,
             help="where fetched credentials are kept"),
-    Setting("output", "choice", "token", choices=("token", "json"), credential=False,
-            help="bare token, or JSON {token, headers}"),
+    Setting("output", "choice", "token",
+            choices=("token", "json", "headers", "x-api-key-headers", "exec-credential"),
+            credential=False,
+            help="bare token; JSON {token, headers}; for other callers, a JSON object of "
+                 "headers (Authorization: Bearer, or x-api-key) or a Kubernetes "
+                 "ExecCredential"),
     Setting("headers", "table", {}, credential=False,
             help="extra headers for the gateway; printed in the JSON form"),
     Setting("log_file", "path", None, credential=False,

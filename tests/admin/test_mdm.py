@@ -114,7 +114,7 @@ def test_export_defaults_the_helper_path_to_the_documented_install_location(base
     app = plistlib.loads((out / "claude-gateway.mobileconfig").read_bytes())["PayloadContent"][0]
     assert app["inferenceCredentialHelper"] == \
         "/Library/Application Support/credhelper/credhelper-keyring/credhelper-keyring"
-    assert "install location" in p.stderr
+    assert "the install layout's; --helper PATH sets another" in p.stderr and "README" not in p.stderr
 
 
 def test_export_refuses_a_secret(base_env, tmp_path):
