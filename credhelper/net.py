@@ -5,9 +5,14 @@ failure means for the contract.
 - ``session()`` builds the requests session of the Vault, OIDC and Azure backends: TLS
   verified against ``ca_cert`` alone when it is set (a PEM file or a directory of them),
   else against the system CAs plus REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE;
-  an optional client certificate; proxies from the environment exactly as requests reads
-  them (HTTPS_PROXY, NO_PROXY); no answer body longer than ``MAX_BODY``. ``capped()`` puts
-  the same cap on the answers of a library that reads them itself (AWS's botocore).
+  an optional client certificate; proxies exactly as requests reads them (HTTPS_PROXY,
+  HTTP_PROXY, ALL_PROXY, NO_PROXY in either case, else the system's settings on macOS and
+  Windows, through ``urllib.request.getproxies``); no answer body longer than ``MAX_BODY``.
+  ``capped()`` puts the same cap on the answers of a library that reads them itself (AWS's
+  botocore).
+- A proxy that fails a call (unreachable, 407, a refused tunnel) is a ``ProxyFailure``
+  naming the proxy without its credentials; credentials in a proxy URL are registered as
+  secrets before any request is made (``register_proxy_credentials``).
 - ``Retry`` is the retry rule of every backend, AWS's botocore loop included: which answers
   are worth another try, the pause before it (the server's Retry-After when it fits the
   deadline, else a doubling backoff), and the words when there is no other try.
@@ -245,6 +250,7 @@ def session(ca_cert: str | None = None, client_cert: str | None = None,
     import requests
 
     sess = (base or requests.Session)(**kwargs)
+    register_proxy_credentials()
     # The context is built when the first https connection is made: loading the system
     # CAs costs ~15 ms, which a run that finds its answer over http (a loopback Vault)
     # or not at all never pays. Its errors (an unreadable ca_cert) surface then, exit 2.
@@ -293,10 +299,27 @@ def _adapter_class() -> Callable[[Callable[[], ssl.SSLContext], int], HTTPAdapte
         def send(self, request: PreparedRequest, stream: bool = False, timeout: Any = None,
                  verify: Any = True, cert: Any = None,
                  proxies: dict[str, str] | None = None) -> Response:
-            # requests hands REQUESTS_CA_BUNDLE in as ``verify``, which would load more
-            # CAs into our context: the context alone decides.
-            return super().send(request, stream=stream, timeout=timeout, verify=True,
-                                cert=None, proxies=proxies)
+            from requests.exceptions import InvalidProxyURL, ProxyError
+            from requests.utils import select_proxy
+
+            # requests' own choice of proxy for this URL (NO_PROXY already applied)
+            proxy = select_proxy(request.url or "", proxies) if proxies else None
+            try:
+                # requests hands REQUESTS_CA_BUNDLE in as ``verify``, which would load
+                # more CAs into our context: the context alone decides.
+                response = super().send(request, stream=stream, timeout=timeout, verify=True,
+                                        cert=None, proxies=proxies)
+            except (ProxyError, InvalidProxyURL) as exc:
+                if proxy is None:
+                    raise
+                raise proxy_failure(exc, proxy, request.url or "") from exc
+            if response.status_code == 407:
+                # A plain http request through a proxy that wants credentials: the
+                # proxy's answer, never the backend's (one nobody configured, too).
+                response.close()
+                raise proxy_failure(None, proxy or "", request.url or "", 407,
+                                    response.reason or "Proxy Authentication Required")
+            return response
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
             pass  # nothing to check or load: the context holds it all
@@ -355,6 +378,137 @@ class _CappedBody:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
+
+
+# ---------------------------------------------------------------- proxies
+
+
+class ProxyFailure(ConnectionError):
+    """The proxy in front of a backend failed the call: unreachable, asking for or refusing
+    credentials, or refusing the tunnel. ``proxy`` is its address without credentials,
+    ``source`` the setting that names it. (A ConnectionError, as requests' ProxyError is:
+    a library between the session and the backend's code treats it as one.)"""
+
+    def __init__(self, proxy: str, source: str, reason: str, hint: str) -> None:
+        super().__init__(f"the proxy {proxy} failed: {reason}")
+        self.proxy, self.source, self.reason, self.hint = proxy, source, reason, hint
+
+    @property
+    def named(self) -> str:
+        """The proxy, for "cannot reach X through ..."."""
+        if not self.proxy:  # a 407 from a proxy nobody configured (an intercepting one)
+            return "a proxy on the way (none is configured here)"
+        return f"the proxy {self.proxy} ({self.source})"
+
+
+def proxy_address(proxy: str) -> str:
+    """A proxy URL without its credentials (as requests reads it: http:// when it names
+    no scheme), for messages."""
+    from urllib.parse import urlsplit
+
+    if not proxy:
+        return ""
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def proxy_source(url: str, env: Mapping[str, str] | None = None) -> str:
+    """Which setting names the proxy for ``url``, in the order urllib (so requests and
+    botocore) reads them: the scheme's variable, lower case first, then ALL_PROXY; else
+    the system's settings (macOS, Windows)."""
+    env = os.environ if env is None else env
+    scheme = url.partition(":")[0].lower() or "https"
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+        if env.get(name):
+            return name.upper()
+    return "the system proxy settings"
+
+
+def register_proxy_credentials() -> None:
+    """Register the user and password of every configured proxy URL
+    (``http://user:password@proxy:3128``) as secrets, so that no message, debug line or
+    log can carry them, whatever a library puts in an exception."""
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    from credhelper.log import Log
+
+    log = Log("credhelper")
+    try:
+        found = urllib.request.getproxies()
+    except Exception:  # a broken system setting must not stop a run that needs no proxy
+        return
+    for scheme, proxy in found.items():
+        if scheme == "no" or not isinstance(proxy, str):
+            continue
+        userinfo = urlsplit(proxy if "://" in proxy else "http://" + proxy).netloc.rpartition(
+            "@")[0]
+        if userinfo:
+            password = userinfo.partition(":")[2]
+            for value in (userinfo, unquote(userinfo), password, unquote(password)):
+                log.secret(value)
+
+
+def _tunnel_status(exc: BaseException | None) -> tuple[int, str] | None:
+    """The status of a proxy's refusal of a CONNECT tunnel. http.client says it only in
+    the text of an OSError ("Tunnel connection failed: 407 Proxy Authentication
+    Required"), a fixed format of the standard library: read from there."""
+    import re
+
+    for e in _causes(exc) if exc is not None else ():
+        if type(e) is OSError and e.args and isinstance(e.args[0], str):
+            match = re.match(r"Tunnel connection failed: (\d{3})\s*(.*)", e.args[0])
+            if match:
+                return int(match.group(1)), match.group(2).strip()[:80]
+    return None
+
+
+def proxy_failure(exc: BaseException | None, proxy: str, url: str, status: int | None = None,
+                  said: str = "") -> ProxyFailure:
+    """The ProxyFailure for ``exc`` (requests', urllib3's or botocore's proxy error), or
+    for a proxy's answer ``status`` to a plain http request."""
+    from urllib.parse import urlsplit
+
+    address, source = proxy_address(proxy), proxy_source(url)
+    has_credentials = "@" in urlsplit(proxy if "://" in proxy else "http://" + proxy).netloc
+    target = urlsplit(url).hostname or url
+    bypass = f"or add {target} to NO_PROXY if it is reachable without the proxy"
+    tunnel = _tunnel_status(exc) if status is None else (status, said)
+    if tunnel is not None:
+        status, said = tunnel
+        answer = f"HTTP {status}" + (f" {said}" if said else "")
+        # 401 too: some proxies (tinyproxy) answer a CONNECT with wrong credentials so
+        if status in (401, 407):
+            if not address:
+                return ProxyFailure("", "", f"it asks for credentials ({answer})",
+                                    "a proxy that is not configured here intercepts the "
+                                    "connection: set HTTPS_PROXY / HTTP_PROXY to it, with its "
+                                    "user and password, or ask the network's administrators")
+            if has_credentials:
+                return ProxyFailure(address, source, f"it refused the credentials in its URL "
+                                    f"({answer})", "check the user and password in the proxy "
+                                    f"URL ({source}), " + bypass)
+            return ProxyFailure(address, source, f"it asks for credentials ({answer})",
+                                f"put the proxy's user and password in its URL ({source}: "
+                                f"http://USER:PASSWORD@host:port), " + bypass)
+        if status == 403:
+            return ProxyFailure(address, source, f"it refused to connect to {target} "
+                                f"({answer})", "the proxy does not allow this destination: "
+                                "ask its administrator, " + bypass)
+        return ProxyFailure(address, source, f"it could not connect to {target} ({answer})",
+                            f"check the backend's address, {bypass}")
+    tls = tls_failure(exc, "ca_cert (or REQUESTS_CA_BUNDLE)") if exc is not None else None
+    if tls is not None:  # an https:// proxy: the session's CAs verify it too
+        return ProxyFailure(address, source, f"TLS to the proxy failed: {tls.reason}", tls.hint)
+    causes = list(_causes(exc)) if exc is not None else []
+    if any(isinstance(e, TimeoutError) for e in causes):
+        reason = "it did not answer in time"
+    else:
+        why = next((e.strerror for e in causes if isinstance(e, OSError) and e.strerror),
+                   None) or "the connection failed"
+        reason = f"it cannot be reached ({why})"
+    return ProxyFailure(address, source, reason, f"check the proxy ({source}) and that it is "
+                        f"running, " + bypass)
 
 
 # ---------------------------------------------------------------- what a failure means
@@ -454,6 +608,10 @@ def failure(exc: BaseException, url: str, *, name: str | None = None, what: str 
     import http.client
 
     where = f"{name} at {url}" if name else url
+    proxy = next((e for e in _causes(exc) if isinstance(e, ProxyFailure)), None)
+    if proxy is not None:  # before TLS: a failed handshake with the proxy is the proxy's
+        return BackendUnavailable(f"cannot reach {where} through {proxy.named}: "
+                                  f"{proxy.reason}", hint=proxy.hint)
     tls = tls_failure(exc, ca_setting)
     if tls is not None:
         return BackendUnavailable(f"TLS to {url} failed: {tls.reason}", hint=tls.hint)

@@ -309,6 +309,10 @@ class _Aws:
                 logger.addHandler(logging.NullHandler())
             logger.propagate = False
         self.config, self.request, self.log = config, request, request.log
+        # botocore takes its proxies from urllib's getproxies (HTTPS_PROXY, NO_PROXY, or
+        # the system's settings on macOS and Windows), as requests does: no setting here,
+        # only the credentials of a proxy URL kept out of every message.
+        net.register_proxy_credentials()
         self.profile = config.get("profile")
         self.session = botocore.session.Session(profile=self.profile)
         self.session.register("creating-client-class", _cap_answers)
@@ -615,6 +619,8 @@ class _Aws:
         profile = self.profile or "default"
         if isinstance(exc, (ConfigError, AccessDenied, BackendUnavailable, LoginRequired)):
             return exc
+        if isinstance(exc, net.ProxyFailure):  # a 407 answer (_CappedClient)
+            return self._proxy_error(what, exc)
         from botocore.parsers import ResponseParserError
 
         if isinstance(exc, ResponseParserError):  # its text quotes the answer: not repeated
@@ -682,8 +688,11 @@ class _Aws:
             endpoint = exc.kwargs.get("endpoint_url") or "AWS"
             return BackendUnavailable(f"{what}: TLS to {endpoint} failed: {tls.reason}",
                                       hint=tls.hint)
+        if isinstance(exc, bx.ProxyConnectionError):  # its proxy_url has *** for credentials
+            return self._proxy_error(what, net.proxy_failure(
+                exc, exc.kwargs.get("proxy_url") or "", self.endpoint_url or "https://amazonaws.com"))
         if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError,
-                            bx.ProxyConnectionError, bx.HTTPClientError)):
+                            bx.HTTPClientError)):
             return BackendUnavailable(f"{what}: cannot reach AWS: {_one_line(exc)}",
                                       hint="check the network, proxies and [aws] endpoint_url")
         config_errors = tuple(getattr(bx, n) for n in (
@@ -701,6 +710,11 @@ class _Aws:
         where = self.endpoint_url or getattr(exc, "url", None)
         return net.failure(exc, where or "AWS", name="AWS" if where else None,
                            address_setting="[aws] endpoint_url (or AWS_ENDPOINT_URL)") or exc
+
+    @staticmethod
+    def _proxy_error(what: str, proxy: net.ProxyFailure) -> BackendUnavailable:
+        return BackendUnavailable(f"{what}: cannot reach AWS through {proxy.named}: "
+                                  f"{proxy.reason}", hint=proxy.hint)
 
     def _renew_hint(self) -> str:
         if self.profile:
@@ -770,6 +784,15 @@ class _CappedClient:
                 response = send(request)
             finally:
                 request.stream_output = streamed
+            if response.status_code == 407:
+                # Only a proxy answers so (to a plain http endpoint_url): said as the
+                # proxy's, before botocore reads it as an AWS error (or fails to).
+                from botocore.utils import get_environ_proxies
+
+                response.raw.close()
+                proxy = get_environ_proxies(request.url).get(request.url.partition(":")[0])
+                raise net.proxy_failure(None, proxy or "", request.url, 407,
+                                        "Proxy Authentication Required")
             response.raw = net.capped(response.raw, response.status_code, request.url,
                                       response.headers.get("content-length"))
             if not streamed:
