@@ -374,11 +374,19 @@ def mdm_lint(app: App, files: tuple[str, ...]) -> None:
               help="Check the app's own sign-in (inferenceGatewayAuthScheme = sso, "
                    "inferenceCredentialKind = interactive): the gateway's OAuth metadata, "
                    "then a token from credhelper-oidc at the issuer it names.")
+@click.option("--ca-cert", metavar="FILE",
+              help="CA file (PEM) that verifies the gateway's certificate, instead of the "
+                   "system's CAs and REQUESTS_CA_BUNDLE.")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+              help="A header sent on every gateway call, as the app's custom headers "
+                   "(repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.pass_obj
 def test_gateway(app: App, url: str, auth_scheme: str, provider: str | None, model: str | None,
-                 sso: bool, as_json: bool) -> None:
-    """Run the helper as the app does, then call the gateway with its credential."""
+                 sso: bool, ca_cert: str | None, headers: tuple[str, ...],
+                 as_json: bool) -> None:
+    """Run the helper as the app does, then call the gateway with its credential, through
+    the proxy of HTTPS_PROXY / HTTP_PROXY or the system's settings (NO_PROXY honoured)."""
     from credhelper import gateway
 
     if sso and (provider or "oidc") != "oidc":
@@ -386,8 +394,10 @@ def test_gateway(app: App, url: str, auth_scheme: str, provider: str | None, mod
     if sso and auth_scheme != "bearer":
         raise ConfigError("--sso sends the token as a bearer token: --auth-scheme x-api-key "
                           "does not apply")
+    custom = gateway.parse_headers(headers)
     name = "oidc" if sso else provider or _only_configured_provider(app)
-    result = gateway.test_gateway(url, auth_scheme, name, model, app.env, sso=sso)
+    result = gateway.test_gateway(url, auth_scheme, name, model, app.env, sso=sso,
+                                  ca_cert=ca_cert, headers=custom)
     if as_json:
         app.echo(json.dumps({"checks": result.checks, "verdict": result.verdict,
                              "exit_code": result.exit_code}, indent=2))

@@ -3,7 +3,11 @@ the app does, and say in plain words what is wrong. The credential is never prin
 With ``--sso``, first what the app's own sign-in reads: the gateway's OAuth authorization
 server metadata (RFC 8414), then a token from credhelper-oidc signed in at that issuer.
 
-Standard library HTTP only (``http.client``), so the umbrella needs nothing new.
+The gateway is called through the one network layer, ``credhelper.net``'s requests
+session, as every backend is: the proxy of HTTPS_PROXY / HTTP_PROXY (or the system's
+settings) unless NO_PROXY names the gateway, TLS verified against ``--ca-cert`` alone when
+it is given, else the system's CAs and REQUESTS_CA_BUNDLE, and the app's custom headers
+(``--header``) on every call.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, Cre
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    import http.client
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from typing import Any
+
+    import requests
 
 APP_TIMEOUT = 60.0  # the app kills a helper after this long (DESIGN §2)
 HTTP_TIMEOUT = 30.0
@@ -111,23 +116,110 @@ def run_helper(command: list[str], env: Mapping[str, str],
 # ---------------------------------------------------------------- HTTP
 
 
-def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
-    import http.client
+def parse_headers(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``--header 'Name: Value'`` options as a dict: RFC 7230 token names, values of
+    visible ASCII with single spaces (what an HTTP client sends unchanged); exit 2
+    otherwise, naming the option, never echoing more of a value than its name."""
+    from credhelper.output import is_header_name, is_header_value
 
-    parts = urlsplit(url)
-    host = parts.hostname
-    if not host:  # never: config.check_url has checked the URL
-        raise ConfigError(f"gateway URL {url!r} names no host")
-    if parts.scheme == "https":
-        import ssl
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not is_header_name(name):
+            raise ConfigError(f"--header {item[:60]!r}: expected 'Name: Value' with a name "
+                              "of letters, digits and !#$%&'*+-.^_`|~")
+        if not value or not is_header_value(value, spaces=True):
+            raise ConfigError(f"--header {name}: the value must be visible ASCII, spaces "
+                              "inside allowed")
+        headers[name] = value
+    return headers
 
-        return http.client.HTTPSConnection(host, parts.port, timeout=timeout,
-                                           context=ssl.create_default_context())
-    return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
+class Gateway:
+    """The gateway's HTTP calls, made as the app makes them: through the proxy the
+    environment or the system names (none for a host on NO_PROXY), TLS verified against
+    ``ca_cert`` alone when it is given, the app's custom ``headers`` on every call, no
+    redirect followed (the app's calls go to the base URL it is given)."""
 
-def _path(base: str, suffix: str) -> str:
-    return (urlsplit(base).path or "").rstrip("/") + suffix
+    def __init__(self, base: str, ca_cert: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        try:
+            import requests  # noqa: F401 - the umbrella's extras may leave it out
+        except ImportError:
+            raise ConfigError("test-gateway needs the requests library, which this "
+                              "installation lacks",
+                              hint="pip install requests (or credhelper[oidc])") from None
+        from credhelper import net
+
+        parts = urlsplit(base)
+        self.base = base
+        self.root = f"{parts.scheme}://{parts.netloc}{(parts.path or '').rstrip('/')}"
+        self.headers = dict(headers or {})
+        self.ca_cert = ca_cert
+        if ca_cert:  # an unreadable file is said now (exit 2), whatever the URL's scheme
+            net.tls_context(ca_cert, source="--ca-cert")
+        self.session = net.session(ca_cert, source="--ca-cert")
+
+    def send(self, method: str, suffix: str, headers: Mapping[str, str],
+             body: bytes | None = None) -> requests.Response:
+        """One call, its answer not read yet (read it with ``body``, ``lines``, or
+        ``.content``); a transport failure becomes exit 4 (2 for an unreadable CA file)."""
+        try:
+            return self.session.request(method, self.root + suffix, data=body,
+                                        headers={**self.headers, **headers},
+                                        timeout=HTTP_TIMEOUT, stream=True,
+                                        allow_redirects=False)
+        except CredhelperError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc, f"{method} {suffix}") from None
+
+    def failure(self, exc: Exception, what: str) -> CredhelperError:
+        from credhelper import net
+
+        error = net.failure(exc, self.base, name="the gateway", what=what,
+                            ca_setting="--ca-cert" if self.ca_cert else
+                            "--ca-cert (or REQUESTS_CA_BUNDLE)",
+                            address_setting="the URL")
+        if error is None:
+            raise exc  # not a transport failure: a bug, surfaced as one
+        return error
+
+    def body(self, response: requests.Response, what: str, limit: int | None = None) -> bytes:
+        """The answer's body (at most ``limit`` + 1 bytes when a limit is given)."""
+        try:
+            if limit is None:
+                return response.content
+            data = response.raw.read(limit + 1, decode_content=True)
+            response.close()
+            return bytes(data)
+        except Exception as exc:
+            raise self.failure(exc, what) from None
+
+    def lines(self, response: requests.Response, what: str) -> Iterator[str]:
+        """The answer's lines as they arrive: each read returns what the server has sent
+        so far (``read1``), so an event stream is seen event by event, not when a buffer
+        fills or the stream ends."""
+        raw = response.raw
+        pending = b""
+        try:
+            while True:
+                chunk = raw.read1(65536, decode_content=True)
+                if not chunk:
+                    break
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace").rstrip("\r")
+        except CredhelperError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc, what) from None
+        finally:
+            response.close()
+        if pending:
+            yield pending.decode("utf-8", "replace").rstrip("\r")
 
 
 def _headers(token: str, scheme: str,
@@ -151,48 +243,28 @@ def _describe_error_body(body: bytes) -> str:
         return body[:200].decode("utf-8", "replace").strip()
 
 
-def _network_failure(url: str, exc: Exception) -> BackendUnavailable:
-    import ssl
-
-    if isinstance(exc, ssl.SSLError):
-        return BackendUnavailable(
-            f"TLS with {url} failed: {exc.reason or exc}",
-            hint="check the gateway's certificate and the machine's trust store")
-    if isinstance(exc, TimeoutError):
-        return BackendUnavailable(f"{url} did not answer within {int(HTTP_TIMEOUT)}s")
-    reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-    return BackendUnavailable(f"cannot reach the gateway at {url}: {reason}",
-                              hint="check the URL, that the gateway runs, and proxies/firewalls")
-
-
-def check_models(base: str, token: str, scheme: str, extra: Mapping[str, str],
+def check_models(gw: Gateway, token: str, scheme: str, extra: Mapping[str, str],
                  report: Report) -> list[str]:
-    import http.client
-
     start = time.monotonic()
-    try:
-        conn = _connection(base, HTTP_TIMEOUT)
-        conn.request("GET", _path(base, "/v1/models"), headers=_headers(token, scheme, extra))
-        response = conn.getresponse()
-        body = response.read()
-        conn.close()
-    except (OSError, http.client.HTTPException) as exc:  # OSError covers TLS and timeouts
-        raise _network_failure(base, exc) from None
+    what = "GET /v1/models"
+    response = gw.send("GET", "/v1/models", _headers(token, scheme, extra))
+    body = gw.body(response, what)
     latency = int((time.monotonic() - start) * 1000)
-    _refused(response.status, body, "GET /v1/models")
-    if response.status == 404:
-        report.add("warn", "GET /v1/models", f"404 in {latency} ms: the gateway lists no models "
+    _refused(response.status_code, body, what)
+    if response.status_code == 404:
+        report.add("warn", what, f"404 in {latency} ms: the gateway lists no models "
                    "(optional for gateways; pass --model)", status_code=404, latency_ms=latency)
         return []
-    if response.status != 200:
-        raise _protocol(f"GET /v1/models answered {response.status}: {_describe_error_body(body)}")
+    if response.status_code != 200:
+        raise _protocol(f"{what} answered {response.status_code}: "
+                        f"{_describe_error_body(body)}")
     try:
         data = json.loads(body)
         ids = [m["id"] for m in data["data"]]
     except (ValueError, KeyError, TypeError):
         raise _protocol("GET /v1/models did not answer with the Anthropic/OpenAI model list "
                         "({\"data\": [{\"id\": ...}]})") from None
-    report.add("ok", "GET /v1/models", f"200 in {latency} ms: {len(ids)} model(s): "
+    report.add("ok", what, f"200 in {latency} ms: {len(ids)} model(s): "
                + (", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "") if ids else "none"),
                status_code=200, latency_ms=latency, models=ids)
     return ids
@@ -213,38 +285,29 @@ def _protocol(message: str) -> CredhelperError:
     return error
 
 
-def check_messages(base: str, token: str, scheme: str, extra: Mapping[str, str], model: str,
+def check_messages(gw: Gateway, token: str, scheme: str, extra: Mapping[str, str], model: str,
                    report: Report) -> None:
-    import http.client
-
+    what = "POST /v1/messages"
     body = json.dumps({
         "model": model, "max_tokens": 64, "stream": True, "tools": [TOOL],
         "messages": [{"role": "user", "content": "What is the weather in Paris? Use the tool."}],
     }).encode()
     start = time.monotonic()
-    try:
-        conn = _connection(base, HTTP_TIMEOUT)
-        conn.request("POST", _path(base, "/v1/messages"), body=body,
-                     headers=_headers(token, scheme, {**extra, "content-type": "application/json",
-                                                      "accept": "text/event-stream"}))
-        response = conn.getresponse()
-        first = None
-        if response.status != 200:
-            raw = response.read()
-        else:
-            events, first = _read_sse(response, start)
-        conn.close()
-    except (OSError, http.client.HTTPException) as exc:
-        raise _network_failure(base, exc) from None
-    total = int((time.monotonic() - start) * 1000)
-    _refused(response.status, raw if response.status != 200 else b"", "POST /v1/messages")
-    if response.status != 200:
-        raise _protocol(
-            f"POST /v1/messages answered {response.status}: {_describe_error_body(raw)}")
-    kind = response.getheader("content-type", "")
+    response = gw.send("POST", "/v1/messages", _headers(
+        token, scheme, {**extra, "content-type": "application/json",
+                        "accept": "text/event-stream"}), body)
+    status = response.status_code
+    if status != 200:
+        raw = gw.body(response, what)
+        _refused(status, raw, what)
+        raise _protocol(f"{what} answered {status}: {_describe_error_body(raw)}")
+    kind = response.headers.get("content-type", "")
     if "text/event-stream" not in kind:
-        raise _protocol(f"POST /v1/messages with stream=true answered {kind or 'no content type'}, "
+        response.close()
+        raise _protocol(f"{what} with stream=true answered {kind or 'no content type'}, "
                         "not an event stream: the app needs streaming")
+    events, first = _read_sse(gw.lines(response, what), start)
+    total = int((time.monotonic() - start) * 1000)
     problems, summary = check_event_sequence(events)
     if problems:
         raise _protocol("the message stream is not the Anthropic SSE sequence: "
@@ -255,7 +318,7 @@ def check_messages(base: str, token: str, scheme: str, extra: Mapping[str, str],
                events=[e for e, _ in events])
 
 
-def _read_sse(response: http.client.HTTPResponse,
+def _read_sse(lines: Iterator[str],
               start: float) -> tuple[list[tuple[str, dict[str, Any]]], int | None]:
     events: list[tuple[str, dict[str, Any]]] = []
     name: str | None = None
@@ -271,10 +334,9 @@ def _read_sse(response: http.client.HTTPResponse,
             payload = {"_unparsable": True}
         events.append((name or payload.get("type") or "", payload))
 
-    for raw in response:
+    for line in lines:
         if time.monotonic() - start > 2 * HTTP_TIMEOUT:  # a stream that never ends
             raise _protocol(f"the message stream did not end within {int(2 * HTTP_TIMEOUT)}s")
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if first is None:
             first = int((time.monotonic() - start) * 1000)
         if not line:
@@ -338,31 +400,23 @@ def check_event_sequence(events: list[tuple[str, dict[str, Any]]]) -> tuple[list
 # ---------------------------------------------------------------- sso: the app's own sign-in
 
 
-def check_metadata(base: str, report: Report) -> dict[str, Any]:
+def check_metadata(gw: Gateway, report: Report) -> dict[str, Any]:
     """The gateway's RFC 8414 metadata, as the app's sign-in (inferenceGatewayAuthScheme =
     sso, inferenceCredentialKind = interactive) reads it. Missing or unusable metadata is a
     configuration problem (exit 2): no retry fixes it. A 5xx or no answer is exit 4."""
-    import http.client
-
-    url = base + METADATA_PATH
+    url = gw.base + METADATA_PATH
     what = f"GET {METADATA_PATH}"
     start = time.monotonic()
-    try:
-        conn = _connection(base, HTTP_TIMEOUT)
-        conn.request("GET", _path(base, METADATA_PATH), headers={
-            "accept": "application/json", "user-agent": "credhelper-test-gateway"})
-        response = conn.getresponse()
-        body = response.read(METADATA_LIMIT + 1)
-        conn.close()
-    except (OSError, http.client.HTTPException) as exc:
-        raise _network_failure(base, exc) from None
+    response = gw.send("GET", METADATA_PATH, {
+        "accept": "application/json", "user-agent": "credhelper-test-gateway"})
+    body = gw.body(response, what, METADATA_LIMIT)
     latency = int((time.monotonic() - start) * 1000)
-    if response.status >= 500:
-        raise BackendUnavailable(f"{what} answered {response.status}: "
-                                 f"{_describe_error_body(body)}")
-    if response.status != 200:
+    status = response.status_code
+    if status >= 500:
+        raise BackendUnavailable(f"{what} answered {status}: {_describe_error_body(body)}")
+    if status != 200:
         raise ConfigError(
-            f"{what} answered {response.status}: the gateway publishes no OAuth authorization "
+            f"{what} answered {status}: the gateway publishes no OAuth authorization "
             f"server metadata at {url}, which the app's sign-in (sso / interactive) reads",
             hint="publish the RFC 8414 metadata of the gateway's sign-in there, or give the "
                  "app a helper (inferenceCredentialHelper) instead of sso")
@@ -430,9 +484,11 @@ def sso_environment(issuer: str, env: Mapping[str, str], report: Report) -> dict
 
 
 def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: Mapping[str, str],
-                 command: list[str] | None = None, sso: bool = False) -> Report:
+                 command: list[str] | None = None, sso: bool = False,
+                 ca_cert: str | None = None, headers: Mapping[str, str] | None = None) -> Report:
     """The whole check. With ``sso``: the gateway's OAuth metadata first, then
-    credhelper-oidc (``provider`` is "oidc") signed in at the issuer it names."""
+    credhelper-oidc (``provider`` is "oidc") signed in at the issuer it names. ``ca_cert``
+    verifies the gateway's certificate (alone); ``headers`` go on every gateway call."""
     from credhelper.config import check_url
 
     try:
@@ -441,10 +497,11 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: M
         raise ConfigError(f"gateway URL: {exc}") from None
     if base.endswith("/v1"):
         base = base[:-3]
+    gw = Gateway(base, ca_cert, headers)
     report = Report()
     if sso:
         try:
-            metadata = check_metadata(base, report)
+            metadata = check_metadata(gw, report)
         except CredhelperError as exc:
             report.add("fail", "sign-in metadata",
                        exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
@@ -471,12 +528,12 @@ def test_gateway(url: str, scheme: str, provider: str, model: str | None, env: M
                f"({len(token)} characters, context setup-test)"
                + (f", headers {', '.join(sorted(extra))}" if extra else ""))
     try:
-        ids = check_models(base, token, scheme, extra, report)
+        ids = check_models(gw, token, scheme, extra, report)
         chosen = model or (ids[0] if ids else None)
         if not chosen:
             report.add("warn", "POST /v1/messages", "skipped: no --model and no model listed")
         else:
-            check_messages(base, token, scheme, extra, chosen, report)
+            check_messages(gw, token, scheme, extra, chosen, report)
     except CredhelperError as exc:
         report.add("fail", "gateway", Log.redact(exc.message)
                    + (f" (hint: {exc.hint})" if exc.hint else ""))

@@ -376,6 +376,12 @@ class _CappedBody:
                 return b"".join(parts)
             parts.append(part)
 
+    def read1(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        """What has arrived, up to ``amt`` bytes, without waiting for more (an event
+        stream read event by event). An older urllib3 without read1: a plain read."""
+        read1 = getattr(self._raw, "read1", None)
+        return self._count((read1 or self._raw.read)(amt, *args, **kwargs))
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
