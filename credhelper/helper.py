@@ -41,6 +41,11 @@ def forced_by_context(env: Mapping[str, str]) -> bool:
 
 def _get_text(provider: str, env: Mapping[str, str], stdin: TextIO | None, stderr: TextIO,
               clock: Callable[[], float], log: Log, force: bool, started: float) -> str:
+    if provider == "chain":  # runs each of its backends through this same path, in order
+        from credhelper.providers.chain import get_text
+
+        chosen: str = get_text(env, stdin, stderr, clock, log, force, started)
+        return chosen
     text = hit(provider, env, clock, log, force, started)
     if text is not None:
         return text

@@ -8,7 +8,8 @@ every distribution ``pip install credhelper[NAME]`` installs (the extra named af
 plugin distribution's own requirements), less the core's: the base dependencies and
 keyring (every binary holds keyring, for ``cache = "keyring"``). Each binary bundles the
 core and its own backend's libraries only: the other backends' are excluded explicitly,
-and check-binary.py fails a binary that holds one.
+and check-binary.py fails a binary that holds one. (A backend whose extra requires other
+backends' extras, the chain's, holds those backends too: ``bundled_backends``.)
 
 Startup matters (the app runs the helper on every refresh), so PyInstaller runtime hooks
 that only serve features credhelper does not use are left out, each with the reason below.
@@ -108,6 +109,30 @@ def libraries():
     return per_backend, sorted({lib for libs in per_backend.values() for lib in libs})
 
 
+@functools.lru_cache(maxsize=None)
+def bundled_backends(name):
+    """The backends whose provider modules the binary of backend NAME holds: NAME, and
+    every backend whose extra NAME's own extra pulls in (the chain's, credhelper[chain],
+    requires credhelper[keyring,vault,...]: its binary runs any of them)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    found = backends()
+    if _canonical(found[name].distribution) != _canonical("credhelper"):
+        return [name]  # a plugin distribution: its own backend
+    wanted, todo = {name}, [name]
+    while todo:
+        extra = todo.pop()
+        for text in metadata.requires("credhelper") or []:
+            req = Requirement(text)
+            if (_canonical(req.name) == _canonical("credhelper") and req.marker is not None
+                    and req.marker.evaluate({"extra": extra})):
+                todo += [e for e in req.extras if e not in wanted]
+                wanted |= set(req.extras)
+    return sorted(n for n in wanted if n in found)
+
+
 def own_libraries(binary):
     """What the binary of backend NAME (or of the umbrella, ``credhelper``) may hold."""
     per_backend, everything = libraries()
@@ -139,7 +164,7 @@ def build(spec_globals, provider):
         f.write(f"COMMIT = {os.environ.get('CREDHELPER_BUILD_COMMIT', 'unknown')!r}\n"
                 f"LAYOUT = {layout!r}\n")
 
-    providers = sorted(found) if provider is None else [provider]
+    providers = sorted(found) if provider is None else bundled_backends(provider)
     # The registry reads the backends from credhelper's entry_points.txt (and a plugin's),
     # and --version reads each backend library's version: bundle that metadata.
     metadata = {"credhelper"} | {found[p].distribution for p in providers}

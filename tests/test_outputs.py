@@ -74,7 +74,8 @@ def test_keyring_exec_credential_without_an_expiry_omits_it(keyring_env):
     """An opaque secret without max_age has no expiry (and is not cached): the
     ExecCredential leaves expirationTimestamp out, so client-go holds it until a 401."""
     assert run(["credhelper-keyring", "store"], keyring_env, input=CANARY + "\n").returncode == 0
-    proc = run("credhelper-keyring", {**keyring_env, "CREDHELPER_KEYRING_OUTPUT": "exec-credential"})
+    env = {**keyring_env, "CREDHELPER_KEYRING_OUTPUT": "exec-credential"}
+    proc = run("credhelper-keyring", env)
     assert _one_json_line(proc)["status"] == {"token": CANARY}
 
 
@@ -96,7 +97,8 @@ def test_exec_credential_expiry_is_the_cache_entrys(counting_env, path):
 
 
 @pytest.mark.parametrize("form, header, value", [
-    ("headers", "Authorization", f"Bearer {CANARY}"), ("x-api-key-headers", "x-api-key", CANARY)])
+    ("headers", "Authorization", f"Bearer {CANARY}"),
+    ("x-api-key-headers", "x-api-key", CANARY)])
 def test_headers_forms_on_both_paths(counting_env, form, header, value):
     env = {**counting_env, "CREDHELPER_COUNTING_OUTPUT": form}
     for _ in range(2):  # the full path, then the hit
@@ -160,7 +162,8 @@ def test_render_forms():
     assert output.render("t", {}, "exec-credential", at) == (
         '{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", '
         '"status": {"token": "t", "expirationTimestamp": "2027-01-15T08:00:00Z"}}\n')
-    assert output.render("t", {"X-A": "b"}, "headers") == '{"Authorization": "Bearer t", "X-A": "b"}\n'
+    assert output.render("t", {"X-A": "b"}, "headers") == (
+        '{"Authorization": "Bearer t", "X-A": "b"}\n')
     assert output.render("t", None, "x-api-key-headers") == '{"x-api-key": "t"}\n'
     assert output.render("t", {}, "token", at) == "t\n"  # the app's forms are unchanged
     assert output.render("t", {"X-A": "b"}, "token") == '{"token": "t", "headers": {"X-A": "b"}}\n'
