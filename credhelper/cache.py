@@ -50,12 +50,17 @@ class Entry:
     def fresh(self, now: float, min_validity: float) -> bool:
         return self.expires_at is not None and self.expires_at - now >= min_validity
 
-    def serves(self, now: float, min_validity: float, refresh_grace: float | None = None) -> bool:
-        """May this entry be handed out now? With ``refresh_grace`` (a forced refresh) only
-        when it was fetched that recently: another run has just refreshed it."""
-        if not self.fresh(now, min_validity):
-            return False
-        return refresh_grace is None or 0 <= now - self.fetched_at < refresh_grace
+    def early_refresh_from(self, min_validity: float, refresh_window: float,
+                           spread: float) -> float:
+        """When runs start renewing this entry early: a point inside the advisory window
+        (the ``refresh_window`` before ``min_validity`` is reached), ``spread`` (0 to 1, a
+        fraction fixed per machine and key) of the way back from that window's end, so
+        that one machine renews at the same moment every time and a fleet does not renew
+        in step. Never before the middle of the entry's life: a short-lived credential is
+        not renewed right after it was fetched."""
+        end = self.expires_at - min_validity
+        middle = (self.fetched_at + self.expires_at) / 2
+        return end - spread * max(0.0, min(refresh_window, end - middle))
 
     def valid(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at > now
@@ -110,6 +115,84 @@ class Entry:
             raise ValueError("missing or invalid fields")
         return cls(doc["provider"], doc["key"], token, headers, float(expires_at),
                    float(fetched_at), details)
+
+
+# What a run does with the entry it found (``decide``).
+SERVE = "serve"  # hand it out; the backend is not asked
+EARLY = "early"  # renew it silently now; if that fails for any reason, hand it out anyway
+RENEW = "renew"  # renew it; hand it out only stale-if-error, while it is still valid
+
+
+def decide(entry: Entry | None, now: float, min_validity: float, refresh_window: float = 0.0,
+           spread: float = 0.0, refresh_grace: float | None = None) -> str:
+    """The one renewal decision: the hot path, the full path (before and under the lock)
+    and benchmarks/fleet.py all call this. An entry with less than ``min_validity`` left
+    is renewed (the mandatory window); one past its ``early_refresh_from`` point in the
+    ``refresh_window`` before that is renewed early (the advisory window). A forced
+    refresh (``refresh_grace`` given: mid-session-refresh, --force-refresh) is served only
+    an entry fetched within ``refresh_grace``: another run has just renewed it."""
+    if entry is None or not entry.fresh(now, min_validity):
+        return RENEW
+    if refresh_grace is not None:
+        return SERVE if 0 <= now - entry.fetched_at < refresh_grace else RENEW
+    if refresh_window > 0 and now > entry.early_refresh_from(min_validity, refresh_window,
+                                                             spread):
+        return EARLY
+    return SERVE
+
+
+MACHINE_ID = "machine-id"  # in the cache directory: random, made once, never a secret
+
+
+def machine_spread(directory: str, key: str) -> float:
+    """This machine's fraction (0 to 1) of the advisory window for cache key ``key``
+    (``spread_of`` its id and the key). The full path computes it and puts it in the
+    snapshot, so the hot path reads no extra file and imports no hashlib."""
+    return spread_of(machine_id(directory), key)
+
+
+def spread_of(machine: str, key: str) -> float:
+    """A digest of a machine's random id and a cache key, as a fraction from 0 to 1:
+    stable from run to run, different from machine to machine and from key to key."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{machine}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def machine_id(directory: str) -> str:
+    """The cache directory's random id, made (0600) by the first run that needs it. A
+    damaged one is replaced; two first runs at once keep the first one's."""
+    path = os.path.join(directory, MACHINE_ID)
+    for _ in range(3):
+        data = securefile.read_private(path)
+        if data is not None and _machine_id_ok(data):
+            return data.decode()
+        if data == b"":  # another run has just made it and is writing: read it again
+            time.sleep(0.02)
+            continue
+        new = os.urandom(16).hex()
+        if data is not None:  # damaged: replaced as a whole
+            securefile.write_private(path, new.encode())
+            return new
+        securefile.ensure_private_dir(directory)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o600)
+        except FileExistsError:
+            continue  # another run made it first: use theirs
+        try:
+            os.write(fd, new.encode())
+        finally:
+            os.close(fd)
+        return new
+    new = os.urandom(16).hex()
+    securefile.write_private(path, new.encode())
+    return new
+
+
+def _machine_id_ok(data: bytes) -> bool:
+    return len(data) == 32 and all(c in b"0123456789abcdef" for c in data)
 
 
 def _timestamp(value: object) -> TypeGuard[int | float]:

@@ -27,59 +27,80 @@ if TYPE_CHECKING:
 def get(provider_name: str, env: Mapping[str, str], stdin: TextIO | None, stderr: TextIO | None,
         clock: Callable[[], float], log: Log, force: bool = False,
         started: float | None = None) -> str:
-    from credhelper.cache import Entry, Lock
+    from credhelper.cache import EARLY, SERVE, Entry, Lock, decide
 
     run = Run.prepare(provider_name, env, stdin, stderr, log, force=force, started=started,
                       clock=clock)
     conf, cache, key = run.config, run.cache, run.key
     grace = conf["refresh_grace"] if force else None
+    run.place_in_window()
+
+    def verdict(entry: Entry | None) -> str:
+        return decide(entry, clock(), conf["min_validity"], conf["refresh_window"], run.spread,
+                      grace)
+
     files = ", ".join(f"{path} ({'read' if read else 'absent'})" for _, path, read in conf.files)
     log.debug(f"configuration: {files}; cache {cache.mode} at {cache.path(provider_name, key)}")
     log.debug(f"time budget {run.budget.timeout:g}s from {run.budget.timeout_source}; "
               f"this run ends within {run.budget.usable:g}s")
-    now = clock()
     entry = cache.load(provider_name, key)
-    if entry is not None and entry.serves(now, conf["min_validity"], grace):
+    first = verdict(entry)
+    if entry is not None and first == SERVE:
         log.debug("cache hit (full path)" + (": refreshed within refresh_grace" if force else ""))
         return run.finish(entry.token, entry.headers, entry.expires_at)
-    if force:
-        log.debug(why_not_served(entry, force))
-
-    lock: Lock | _nothing = (Lock(run.directory, provider_name, key, run.request.deadline, log)
+    if force or first == EARLY:
+        log.debug(why_not_served(entry, force, first))
+    # An early renewal is one from start to end (the entry it falls back on is checked
+    # below), and it waits for no other run: one holding the lock is renewing already.
+    early = first == EARLY
+    lock: Lock | _nothing = (Lock(run.directory, provider_name, key,
+                                  time.monotonic() if early else run.request.deadline, log)
                              if cache.mode != "none" else _nothing())
     with lock:
         entry = cache.load(provider_name, key)
-        if entry is not None and entry.serves(clock(), conf["min_validity"], grace):
+        if entry is not None and verdict(entry) == SERVE:
             log.debug("another run fetched while this one waited for the lock")
             return run.finish(entry.token, entry.headers, entry.expires_at)
+        if early:
+            run.never_ask()
         try:
             lock.check()
             log.debug(f"fetching from {run.provider.describe()} ({run.request.context} context, "
-                      f"interactive={run.request.interactive})")
+                      f"interactive={run.request.interactive}{', early' if early else ''})")
             cred = run.fetch()
-        except errors.STALE_IF_ERROR as exc:
-            # A forced run that finds the sign-in gone says so (exit 3): the app has given
-            # up on the cached credential, and only a person can get a new one.
-            if entry is None or not entry.valid(clock()) or (force and isinstance(
-                    exc, errors.LoginRequired)):
+            token = output.check_token(cred.token, run.provider.describe())
+            output.check_backend_headers(cred.headers, run.provider.describe())
+            log.secret(token)
+            now = clock()
+            expires_at = usable_expiry(cred.expires_at, run.provider.describe(), log)
+            from_backend = expires_at is not None
+            if expires_at is None and conf.get("max_age"):
+                expires_at = now + conf["max_age"]
+            if expires_at is not None and expires_at <= now:
+                raise errors.AccessDenied(
+                    f"{run.provider.describe()} returned a credential that expired "
+                    f"{int(now - expires_at)}s ago"
+                )
+        except (*errors.STALE_IF_ERROR, errors.AccessDenied) as exc:
+            if entry is None or not entry.valid(clock()):
+                raise
+            left = int(entry.expires_at - clock())
+            if early:
+                # Not due yet: without the window this run would have served it. A debug
+                # line only; the renewal due at min_validity reports what is still wrong.
+                log.debug(f"early renewal failed: {exc.message}; serving the cached "
+                          f"credential, which stays valid for {left}s more")
+                return run.finish(entry.token, entry.headers, entry.expires_at)
+            # A refusal (5) is never papered over. A forced run that finds the sign-in gone
+            # says so (exit 3): the app has given up on the cached credential, and only a
+            # person can get a new one.
+            if not isinstance(exc, errors.STALE_IF_ERROR) or (
+                    force and isinstance(exc, errors.LoginRequired)):
                 raise
             log.warning(f"{exc.message}; serving the cached credential, which stays valid "
-                        f"for {int(entry.expires_at - clock())}s more")
+                        f"for {left}s more")
             return run.finish(entry.token, entry.headers, entry.expires_at)
 
-        token = output.check_token(cred.token, run.provider.describe())
-        output.check_backend_headers(cred.headers, run.provider.describe())
-        log.secret(token)
-        now = clock()
-        expires_at = usable_expiry(cred.expires_at, run.provider.describe(), log)
-        from_backend = expires_at is not None
-        if expires_at is None and conf.get("max_age"):
-            expires_at = now + conf["max_age"]
-        if expires_at is not None and expires_at <= now:
-            raise errors.AccessDenied(
-                f"{run.provider.describe()} returned a credential that expired "
-                f"{int(now - expires_at)}s ago"
-            )
         if expires_at is not None and expires_at - now < conf["min_validity"]:
             log.warning(f"the new credential is valid for only {int(expires_at - now)}s, "
                         f"less than min_validity ({int(conf['min_validity'])}s)")
@@ -138,6 +159,7 @@ class Run:
     deadlines: Deadlines
     timeout: float
     request: Request
+    spread: float = 0.0  # this machine's place in the advisory window (place_in_window)
 
     @classmethod
     def prepare(cls, provider_name: str, env: Mapping[str, str], stdin: TextIO | None,
@@ -190,6 +212,33 @@ class Run:
                              self.directory, provider_name, log, keyring_deadline, interactive),
         )
         return self
+
+    def place_in_window(self) -> None:
+        """This machine's place in the advisory window for this key (cache.machine_spread),
+        for the decision and the snapshot. A cache directory that cannot keep the machine's
+        id only costs the window: such a machine renews when min_validity is reached."""
+        from credhelper.cache import machine_spread
+
+        if self.cache.mode == "none" or not self.config["refresh_window"]:
+            return
+        try:
+            self.spread = machine_spread(self.directory, self.key)
+        except (OSError, CredhelperError) as exc:
+            self.log.debug(f"no early renewal: cannot keep this machine's id in the cache "
+                           f"directory: {getattr(exc, 'message', None) or exc}")
+
+    def never_ask(self) -> None:
+        """An early renewal never asks a person, nor lets the keyring show an unlock
+        dialog: it is only worth having if nobody notices it."""
+        from dataclasses import replace
+
+        from credhelper.cache import StateStore
+
+        deadline = self.deadlines.network
+        state = StateStore(self.request.state.mode, self.directory, self.config.provider,
+                           self.log, deadline, may_prompt=False)
+        self.request = replace(self.request, interactive=False, login_deadline=deadline,
+                               state=state)
 
     def fetch(self) -> Credential:
         """provider.fetch under a watchdog: a library that ignores the deadline cannot
@@ -244,6 +293,8 @@ class Run:
                     "cache": conf["cache"],
                     "key": self.key,
                     "min_validity": conf["min_validity"],
+                    "refresh_window": conf["refresh_window"],
+                    "spread": self.spread,
                     "refresh_grace": conf["refresh_grace"],
                     "output": conf["output"],
                     "headers": conf["headers"],

@@ -30,7 +30,7 @@ def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: 
         log.debug("no current configuration snapshot: full run")
         return None
     log.log_file = snap.get("log_file")
-    from credhelper.cache import open_cache
+    from credhelper.cache import SERVE, decide, open_cache
 
     grace = snap.get("refresh_grace") if force else None
     if force and not isinstance(grace, (int, float)):
@@ -47,8 +47,12 @@ def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: 
     cache = open_cache(snap["cache"], directory, log, deadline)
     entry = cache.load(provider, snap["key"], clock())
     now = clock()
-    if entry is None or not entry.serves(now, snap["min_validity"], grace):
-        log.debug(why_not_served(entry, force))
+    # This machine's place in the advisory window comes from the snapshot: no file to
+    # read and no hashlib to import here.
+    verdict = decide(entry, now, snap["min_validity"], snap["refresh_window"], snap["spread"],
+                     grace)
+    if entry is None or verdict != SERVE:
+        log.debug(why_not_served(entry, force, verdict))
         return None
     log.debug(f"cache hit: {provider} credential valid for {int(entry.expires_at - now)}s more")
     return output.render(entry.token, {**entry.headers, **snap["headers"]}, snap["output"],
@@ -58,9 +62,14 @@ def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: 
 # ---------------------------------------------------------------- the full path
 
 
-def why_not_served(entry: Entry | None, force: bool) -> str:
+def why_not_served(entry: Entry | None, force: bool, verdict: str) -> str:
+    from credhelper.cache import EARLY
+
     if entry is None:
         return "cache miss"
     if force:
         return "forced refresh: the cached credential was not fetched within refresh_grace"
+    if verdict == EARLY:
+        return ("cached credential is in its refresh window, past this machine's moment: "
+                "renewing it early (served if that fails)")
     return "cached credential is due for renewal"

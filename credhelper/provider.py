@@ -66,6 +66,10 @@ COMMON_SETTINGS = (
                  "fetched this recently instead of fetching again"),
     Setting("min_validity", "duration", 300.0, credential=False,
             help="hand out a credential only while it stays valid at least this long"),
+    Setting("refresh_window", "duration", 300.0, credential=False,
+            help="in this long before min_validity is reached, renew early at a moment "
+                 "spread per machine, serving the cached credential if that fails; "
+                 "0 turns it off"),
     Setting("max_age", "duration", None,
             help="expiry for credentials whose backend gives none"),
     Setting("cache", "choice", "file", choices=("file", "keyring", "none"), credential=False,
@@ -229,6 +233,10 @@ class Provider:
     # backend's base URL and the one holding its CA bundle (None: nothing to probe).
     address_setting: ClassVar[str | None] = None
     ca_setting: ClassVar[str | None] = None
+    # The setting that says how long this backend's credentials live (a name, or one per
+    # ``mode``), for doctor and mdm export to compare with the app's TTL before anything
+    # is cached. None: the backend's answer says it.
+    lifetime_setting: ClassVar[str | dict[str, str] | None] = None
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -237,10 +245,6 @@ class Provider:
         raise NotImplementedError
 
     def login(self, request: Request) -> None:
-    # The setting that says how long this backend's credentials live (a name, or one per
-    # ``mode``), for doctor and mdm export to compare with the app's TTL before anything
-    # is cached. None: the backend's answer says it.
-    lifetime_setting: ClassVar[str | dict[str, str] | None] = None
         raise ConfigError(f"{self.name} has no sign-in: nothing to log in to")
 
     def logout(self, request: Request) -> None:
@@ -254,14 +258,6 @@ class Provider:
         """Where the credential comes from, in a few words, for status and logs."""
         return self.name
 
-    def identity_sources(self, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
-        """(files, variables) whose content says who is asking, besides ``identity_env``:
-        by default the files and variables that secret-valued settings reference (a token
-        in ``file:PATH``). Their content enters the cache key as a digest and the files'
-        identity the hot-path snapshot, so an identity switched by rewriting a file is
-        never served the previous identity's credential. Backends that read identity
-        files of their own (``~/.vault-token``, ``~/.aws/credentials``) add them."""
-        from credhelper import secretref
     def declared_lifetime(self) -> tuple[float, str] | None:
         """(seconds, where that comes from) from ``lifetime_setting``, or None."""
         setting = self.lifetime_setting
@@ -272,6 +268,14 @@ class Provider:
         value = float(self.config[setting])
         return value, f"[{self.name}] {setting} = {value:g}s"
 
+    def identity_sources(self, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """(files, variables) whose content says who is asking, besides ``identity_env``:
+        by default the files and variables that secret-valued settings reference (a token
+        in ``file:PATH``). Their content enters the cache key as a digest and the files'
+        identity the hot-path snapshot, so an identity switched by rewriting a file is
+        never served the previous identity's credential. Backends that read identity
+        files of their own (``~/.vault-token``, ``~/.aws/credentials``) add them."""
+        from credhelper import secretref
 
         return secretref.references(
             self.config, [(s.name, None) for s in self.settings if s.secret], env)

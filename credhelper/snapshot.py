@@ -1,7 +1,8 @@
 """A resolved-configuration snapshot, so that a cache hit needs no TOML and no typing.
 
 After every full run the helper writes, per provider, what the hit path needs (cache mode,
-entry key, min_validity, output, headers, log file) together with the identity of
+entry key, min_validity, the advisory refresh window and this machine's place in it,
+output, headers, log file) together with the identity of
 everything the configuration and the caller's identity were resolved from: each config
 file's and identity file's (mtime, ctime, size, inode) or its absence, the
 managed-preferences identity, and a BLAKE2 digest of the relevant environment (names and
@@ -114,6 +115,8 @@ def _well_formed(settings: object) -> bool:
         and isinstance(settings.get("key"), str) and settings["key"].isalnum()
         and _number(settings.get("min_validity"))
         and _number(settings.get("refresh_grace"))
+        and _number(settings.get("refresh_window"))
+        and _number(settings.get("spread")) and settings["spread"] < 1
         and isinstance(settings.get("output"), str)
         and isinstance(headers, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
