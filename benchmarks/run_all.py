@@ -4,8 +4,9 @@
 
 (``scripts/bench`` prepares the virtualenv and the Vault binary, then runs this.) Runs,
 one after the other: ``hot_path.py`` inside ``scripts/keyring-session``, ``vault_bench.py``
-(with every ``--binary``), ``vault_miss_profile.py``, ``refresh_bench.py``, ``aws_bench.py``
-and ``concurrency_bench.py`` (with the one-folder binaries). Each writes its figures as JSON;
+(with every ``--binary``), ``vault_miss_profile.py``, ``refresh_bench.py``, ``aws_bench.py``,
+``fleet.py`` (its plot to ``benchmarks/fleet.png`` when matplotlib is installed) and
+``concurrency_bench.py`` (with the one-folder binaries). Each writes its figures as JSON;
 this script puts the headline figures in one table, each against its target, followed by
 every benchmark's own tables. Prints the report and writes it to ``--output`` (default
 ``benchmarks/RESULTS.md``). Exits 1 when a benchmark failed or the concurrency count is
@@ -124,6 +125,9 @@ def main() -> int:
         suite.run("aws", "AWS: presigned-identity cache miss",
                   ["aws_bench.py", "--runs", str(runs["aws"])],
                   f".venv/bin/python benchmarks/aws_bench.py --runs {runs['aws']}")
+        suite.run("fleet", "Fleet: 10 000 laptops over a working day, refresh_window off and on",
+                  ["fleet.py", "--plot", os.path.join(HERE, "fleet.png")],
+                  ".venv/bin/python benchmarks/fleet.py --plot benchmarks/fleet.png")
         suite.run("concurrency", "Concurrency: 50 cold runs at once",
                   ["concurrency_bench.py", "--runs", "50", *onedir_args],
                   f".venv/bin/python benchmarks/concurrency_bench.py --runs 50{onedir_shown}")
@@ -208,6 +212,19 @@ def headline(figures: dict) -> list[list[str]]:
                          f"{row['ok']} of {row['runs']} printed the secret",
                          "OpenBao audit log", f"{row['reads']} / {row['logins']}", "exactly 1",
                          "met" if ok else "**missed**"])
+    fl = figures.get("fleet")
+    if fl:
+        on = [r for r in fl["results"] if r["window"]]
+        worst = max(on, key=lambda r: r["figures"]["peak_over_mean"])
+        f = worst["figures"]
+        off = next(r["figures"] for r in fl["results"]
+                   if r["backend"] == worst["backend"] and not r["window"])
+        laptops = f"{fl['laptops']:,}".replace(",", " ")
+        rows.append([f"Fleet: backend requests/s, peak over mean, refresh_window on "
+                     f"({laptops} laptops; highest: {worst['backend']})",
+                     f"peak {f['peak']:.2f}/s, mean {f['mean']:.2f}/s",
+                     f"window off: {off['peak_over_mean']:.2f}x",
+                     f"{f['peak_over_mean']:.2f}x", "<= 2x", verdict(f["peak_over_mean"], 2.0)])
     if v:
         rss = v["rss_mib"]
         hit = rss.get("credhelper-vault, cache hit")
