@@ -234,3 +234,19 @@ def test_the_ttl_is_checked_against_the_lifetime_the_backend_declares(base_env, 
     assert "less than Claude Code keeps it (1200s)" in p.stderr and "--ttl 300" in p.stderr
     _, p = export(tmp_path, "--provider", "aws", "--ttl", "600", env=env, name="c")
     assert "lives" not in p.stderr
+
+
+@pytest.mark.parametrize("app", ["desktop", "claude-code", "both"])
+@pytest.mark.parametrize("scheme", [[], ["--auth-scheme", "bearer"], ["--auth-scheme", "x-api-key"]])
+def test_every_export_lints_clean(base_env, tmp_path, app, scheme):
+    """Export then lint, for each app and each way the credential is sent by a helper (the
+    app's own sign-in is covered above): no error, no warning."""
+    out, p = export(tmp_path, "--app", app, "--provider", "vault", "--ttl", "900",
+                    "--timeout", "120", "--set", "vault.address=https://vault.example.com",
+                    "--set", "vault.secret=secret/gateway", *scheme, env=base_env)
+    files = list(out.iterdir())
+    assert len(files) == {"desktop": 2, "claude-code": 3, "both": 5}[app]
+    lint_p, report = lint(files, base_env)
+    assert lint_p.returncode == 0, report
+    assert ": warning: " not in report and ": error: " not in report, report
+    assert report.count(": ok") == len(files), report
