@@ -2,10 +2,11 @@
 
 Three things can be printed: a field of a KV secret (``secret``), a field of any logical
 read such as a dynamic secrets engine (``path``), or a Vault identity OIDC token
-(``identity_token``). The Vault token used for the read comes from ``VAULT_TOKEN`` /
-``~/.vault-token`` (``auth = "token"``) or from a login (approle, userpass, ldap, jwt,
-kubernetes, cert); a login token is kept in the provider's private state and reused
-until it nears expiry, so most cold runs cost one read and no login.
+(``identity_token``). The Vault token used for the read comes from ``VAULT_TOKEN``, the
+Vault CLI's ``token_helper`` or ``~/.vault-token`` (``auth = "token"``), or from a login
+(approle, userpass, ldap, jwt, kubernetes, cert); a login token is kept in the provider's
+private state and reused until it nears expiry, so most cold runs cost one read and no
+login.
 
 Every call goes through hvac's API (``client.secrets.kv.v2.read_secret_version``,
 ``client.auth.approle.login``, ``client.auth.token.renew_self``, ...) on an hvac adapter
@@ -94,7 +95,8 @@ class VaultProvider(Provider):
                      "environment (VAULT_TOKEN); unset: token_file"),
         Setting("token_file", "path", "~/.vault-token",
                 help="auth = token: where `vault login` / `bao login` left the token, when "
-                     "token is unset"),
+                     "token is unset; unset, a token_helper in the Vault CLI's configuration "
+                     "(~/.vault, VAULT_CONFIG_PATH) is asked first"),
         Setting("role_id", help=f"approle: role ID, or where it is kept: {REF}"),
         Setting("role_id_file", "path", help='deprecated: role_id = "file:PATH"'),
         Setting("secret_id", secret=True, help=f"approle: secret ID: {REF}"),
@@ -152,13 +154,27 @@ class VaultProvider(Provider):
         return chosen[0]
 
     def identity_sources(self, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
-        """Every secret setting's file or variable, and the token file `vault login`
-        writes when the token comes from there."""
+        """Every secret setting's file or variable, and where a token of `vault login`
+        comes from when ``token`` is unset: the token file, or the Vault CLI's
+        configuration and the token helper it names. A helper's token is the output of a
+        command, which no run may start just to compute a cache key: its path and content
+        stand for it, so a new helper (or configuration) is a new identity, but a new
+        token inside the same helper is not (docs/backends/vault.md says so)."""
         c = self.config
         files, variables = secretref.references(
             c, [(name, spec.aliases) for name, spec in SECRETS.items()], env)
         if c["auth"] == "token" and not c.get("token"):
-            files.append(secretref.expand_home(c["token_file"], env))
+            if c.source("token_file") != "default":
+                files.append(secretref.expand_home(c["token_file"], env))
+                return files, variables
+            config_path = _vault_config_path(env)
+            files.append(config_path)
+            variables.append("VAULT_CONFIG_PATH")
+            try:
+                helper = _token_helper(config_path)
+            except ConfigError:  # the run itself says what is wrong with it
+                helper = None
+            files.append(helper or secretref.expand_home(c["token_file"], env))
         return files, variables
 
     def _mount(self) -> str:
@@ -247,11 +263,18 @@ class VaultProvider(Provider):
         return "login"
 
     def _static_token(self, request) -> str:
-        """``token`` (VAULT_TOKEN, or a reference), else the file `vault login` wrote."""
+        """``token`` (VAULT_TOKEN, or a reference), else a ``token_file`` set in a
+        credhelper source, else what the Vault CLI would use: the token helper its
+        configuration names, or the file `vault login` wrote."""
         token = self._secret(request, "token")
         if token is not None:
             return token
         c = self.config
+        if c.source("token_file") == "default":
+            config_path = _vault_config_path(request.env)
+            helper = _token_helper(config_path)
+            if helper is not None:
+                return self._helper_token(request, helper, config_path)
         path = secretref.expand_home(c["token_file"], request.env)
         if not os.path.exists(path):
             raise LoginRequired(
@@ -266,6 +289,53 @@ class VaultProvider(Provider):
         request.log.secret(token)
         return secretref.check(token, "Vault token", secretref.Ref(secretref.FILE, path),
                                c.source("token_file"))
+
+    def _helper_token(self, request, helper: str, config_path: str) -> str:
+        """`HELPER get`, as the Vault CLI runs its token helper: its standard output is
+        the token. Bounded by the run's deadline (a sign-in's, when a person may be asked
+        to unlock the store behind it); nothing is read from or shown to the person here."""
+        import subprocess
+
+        where = f"token_helper in {config_path}"
+        hint = ("sign in with `vault login` / `bao login` (which stores the token through the "
+                "helper), or set VAULT_TOKEN")
+        if not os.path.isabs(helper):
+            raise ConfigError(f"the Vault token helper {helper!r} is not an absolute path "
+                              f"({where})", hint="the Vault CLI runs only an absolute path")
+        if not os.path.isfile(helper):
+            raise ConfigError(f"the Vault token helper {helper} does not exist ({where})")
+        deadline = request.login_deadline if request.interactive else request.deadline
+        seconds = max(0.1, deadline - request.monotonic())
+        kwargs: dict = {}
+        if os.name == "nt":
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        request.log.debug(f"asking the Vault token helper {helper} ({where})")
+        try:
+            done = subprocess.run([helper, "get"], stdin=subprocess.DEVNULL, capture_output=True,
+                                  env=dict(request.env), timeout=seconds, **kwargs)
+        except subprocess.TimeoutExpired:
+            raise BackendUnavailable(f"the Vault token helper {helper} did not answer within "
+                                     f"{seconds:.0f}s ({where})") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot run the Vault token helper {helper}: "
+                              f"{exc.strerror or exc.__class__.__name__} ({where})") from None
+        output = done.stdout.decode("utf-8", "replace")
+        token = output.strip()
+        request.log.secret(token)
+        if done.returncode != 0:
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            reason = f": {request.log.redact(said[0])[:200]}" if said else ""
+            raise LoginRequired(f"the Vault token helper {helper} failed (exit "
+                                f"{done.returncode}){reason}", hint=hint)
+        if not token:
+            raise LoginRequired(f"the Vault token helper {helper} has no token", hint=hint)
+        if len(output) > secretref.MAX_BYTES:
+            raise ConfigError(f"the Vault token helper {helper} printed more than "
+                              f"{secretref.MAX_BYTES // 1024} KiB: not a token ({where})")
+        if any(ch in token for ch in "\r\n\0"):
+            raise ConfigError(f"the Vault token helper {helper} printed several lines or a NUL "
+                              f"character: not one token ({where})")
+        return token
 
     def _renew(self, vault: Vault, request, state: dict) -> dict | None:
         vault.set_token(state["token"], state.get("expires_at"))
@@ -540,6 +610,13 @@ class VaultProvider(Provider):
                 return None
             found = secretref.find(self.config, "token")
             if found is None:
+                if self.config.source("token_file") == "default":
+                    try:
+                        helper = _token_helper(_vault_config_path(request.env))
+                    except ConfigError:
+                        helper = None
+                    if helper:
+                        return f"token helper {helper}"
                 return self.config["token_file"]
             return "VAULT_TOKEN" if found.backend_variable else found.where
         state = request.state.load(self._state_name())
@@ -812,6 +889,42 @@ def _adapter_class() -> type:
                     raise
 
     return Adapter
+
+
+# ---------------------------------------------------------------- the Vault CLI's token helper
+
+# `token_helper = "/path"` in the Vault CLI's HCL configuration (or "token_helper": "/path"
+# in its JSON form). Only this one setting of the file matters here.
+_TOKEN_HELPER_LINE = r'^\s*"?token_helper"?\s*[=:]\s*"((?:[^"\\]|\\.)*)"\s*,?\s*(?:(?:#|//).*)?$'
+
+
+def _vault_config_path(env: Mapping[str, str]) -> str:
+    """The Vault CLI's configuration file: VAULT_CONFIG_PATH, else ~/.vault."""
+    return env.get("VAULT_CONFIG_PATH") or secretref.expand_home("~/.vault", env)
+
+
+def _token_helper(config_path: str) -> str | None:
+    """The token_helper the Vault CLI's configuration names, or None (no file, or no
+    such line). A line that names one in a form not understood here is an error: running
+    without the helper would silently take another token."""
+    import re
+
+    try:
+        text = secretref.read_file(config_path, "Vault CLI configuration", "VAULT_CONFIG_PATH "
+                                   "or ~/.vault")
+    except ConfigError:
+        if not os.path.exists(config_path):
+            return None
+        raise
+    for line in text.splitlines():
+        if "token_helper" not in line or line.lstrip().startswith(("#", "//")):
+            continue
+        found = re.match(_TOKEN_HELPER_LINE, line)
+        if found is None:
+            raise ConfigError(f"cannot read the token_helper line of {config_path}",
+                              hint='write it as token_helper = "/absolute/path/to/helper"')
+        return re.sub(r"\\(.)", r"\1", found.group(1)) or None
+    return None
 
 
 def _sealed(status: int, response) -> bool:
