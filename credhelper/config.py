@@ -247,6 +247,17 @@ def _parse(s: Setting, raw: Any, from_env: bool) -> Any:
         if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
             return list(raw)
         raise ValueError("expected a list of strings, or one space-separated string")
+    if kind == "ports":  # [8000, 18000], "8000 18000" (a variable), or one port
+        items = raw.replace(",", " ").split() if isinstance(raw, str) else raw
+        items = [items] if isinstance(items, int) and not isinstance(items, bool) else items
+        if not isinstance(items, list) or not items:
+            raise ValueError("expected a list of port numbers, such as [8000, 18000]")
+        ports = [int(x) if isinstance(x, str) and x.isdigit() else x for x in items]
+        for port in ports:
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ValueError(f"{_shown(port, s)} is not a port number (0 to 65535; "
+                                 "0: any free port)")
+        return ports
     if kind == "table":
         if from_env and isinstance(raw, str):
             try:

@@ -84,6 +84,12 @@ COMMON_SETTINGS = (
             help="extra headers for the gateway; printed in the JSON form"),
     Setting("log_file", "path", None, credential=False,
             help="append a log of every run to this file (never a secret)"),
+    Setting("display_name", credential=False,
+            help="the gateway's name in sign-in notifications and lines (who is asking); "
+                 "default: the host of the app's inferenceGatewayBaseUrl, where managed"),
+    Setting("browser_command", credential=False,
+            help="the command that opens the browser for a sign-in (split like a shell "
+                 "command line; the address is appended); default: the system's browser"),
 )
 
 

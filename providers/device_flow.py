@@ -1,12 +1,14 @@
-"""What the azure and oidc backends share: showing a device code to a person, the OAuth
-error codes mapped to the contract's exits, and a sign-in that outlives a run. Their HTTP
-session, retries and network failures are ``credhelper.net``'s, as every backend's.
+"""What every backend with people shares: the presenter (``Presenter``: how a sign-in
+is shown to a person, on the terminal or the desktop), the OAuth error codes mapped to
+the contract's exits, and a device-code sign-in that outlives a run
+(``PendingSignIn``). Their HTTP session, retries and network failures are
+``credhelper.net``'s, as every backend's.
 
-Showing the code: on a terminal the code and URL go to stderr. When the app runs the
-helper, stderr is captured and nobody reads it, so the verification page is opened in the
-default browser and the code is shown in a desktop notification or dialog (osascript on
-macOS, PowerShell on Windows, notify-send or zenity on Linux), each started without
-waiting: the helper keeps polling while the person signs in.
+Showing a sign-in: on a terminal, lines on stderr. When the app runs the helper, stderr
+is captured and nobody reads it, so the browser opens (at the verification page, or the
+sign-in page) and a desktop notification or dialog says who is asking and what to do
+(osascript on macOS, PowerShell on Windows, notify-send or zenity on Linux), each
+started without waiting: the helper keeps polling or listening while the person signs in.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from credhelper.errors import AccessDenied, BackendUnavailable, LoginRequired
+from credhelper.errors import AccessDenied, BackendUnavailable, ConfigError, LoginRequired
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -47,26 +49,142 @@ def remember_token_secrets(request, token: dict) -> dict:
     return token
 
 
-def present(request, prompt: Prompt) -> str:
-    """Show the code to the person; returns how ("terminal" or "desktop")."""
-    request.log.info(prompt.text())
-    if request.stderr_is_tty:
-        if prompt.verification_uri_complete:
-            request.log.info(f"(or open {prompt.verification_uri_complete})")
-        request.log.info("waiting for the sign-in to complete...")
-        return "terminal"
-    opened = open_browser(prompt.verification_uri_complete or prompt.verification_uri,
-                          request.env)
-    shown = notify(f"{prompt.text()}.", request.env)
-    request.log.debug(f"no terminal: browser {'opened' if opened else 'not opened'}, "
-                      f"code shown with {shown or 'nothing (no notifier found)'}")
-    return "desktop"
+def present(request, prompt: Prompt, provider=None) -> str:
+    """Show a device code to the person; returns how ("terminal" or "desktop").
+    The first interface, kept: the same as ``Presenter.of(request, provider).code(prompt)``."""
+    return Presenter.of(request, provider).code(prompt)
+
+
+class Presenter:
+    """The one way every backend shows a sign-in to a person.
+
+    Stable interface (the oidc, azure, aws and vault backends call it)::
+
+        shown = Presenter.of(request, provider)  # provider: display_name, browser_command
+        shown.asking                # who asks: "credhelper-oidc for Acme gateway"
+        shown.can_open_browser()    # a browser can be opened here (else: paste mode);
+                                    # ConfigError when browser_command cannot be started
+        shown.code(prompt)          # a device code (Prompt)            -> "terminal" | "desktop"
+        shown.browser(url, where)   # a browser sign-in at ``where``    -> "terminal" | "desktop"
+        shown.browser(url, where, paste=True)  # no browser: the address to open elsewhere
+        shown.notice(text)          # "approve the push on your phone"  -> "terminal" | "desktop"
+        shown.ask(question)         # a short secret (an MFA code): str, "" if none given,
+                                    # None when there is neither a terminal nor a dialog
+
+    On a terminal (stderr is one) all of it is lines on stderr. Otherwise nobody reads
+    stderr (the app keeps it for its log): the browser opens, a desktop notification says
+    who is asking and what to do (osascript on macOS, a toast or balloon through
+    PowerShell on Windows, notify-send or zenity on Linux), and one line on stderr says
+    the same for the app's log. Only ``ask`` waits for the person; the rest starts the
+    desktop tools and returns.
+    """
+
+    def __init__(self, request, gateway: str | None = None,
+                 browser_command: str | None = None) -> None:
+        self.request, self.env = request, request.env
+        self.browser_command = browser_command
+        prog = getattr(request.log, "prog", None) or "credhelper"
+        self.asking = f"{prog} for {gateway}" if gateway else prog
+
+    @classmethod
+    def of(cls, request, provider=None) -> Presenter:
+        config = provider.config if provider is not None else None
+        return cls(request, gateway_name(config),
+                   config.get("browser_command") if config is not None else None)
+
+    def can_open_browser(self) -> bool:
+        if self.browser_command:
+            argv = split_command(self.browser_command)
+            if _which(argv[0], self.env) is None:
+                raise ConfigError(f"browser_command: {_short(argv[0])} was not found",
+                                  hint="give the browser's full path, or unset browser_command")
+            return True
+        return has_browser(self.env)
+
+    def code(self, prompt: Prompt) -> str:
+        log = self.request.log
+        log.info(f"{self.asking}: {prompt.text()}")
+        if self.request.stderr_is_tty:
+            if prompt.verification_uri_complete:
+                log.info(f"(or open {prompt.verification_uri_complete})")
+            log.info("waiting for the sign-in to complete...")
+            return "terminal"
+        opened = open_browser(prompt.verification_uri_complete or prompt.verification_uri,
+                              self.env, self.browser_command)
+        shown = notify(f"{prompt.text()}.", self.env, title=self.asking)
+        log.debug(f"no terminal: browser {'opened with ' + opened if opened else 'not opened'}, "
+                  f"code shown with {shown or 'nothing (no notifier found)'}")
+        return "desktop"
+
+    def browser(self, url: str, where: str, paste: bool = False) -> str:
+        log = self.request.log
+        if paste:
+            log.info(f"{self.asking}: to sign in at {where}, open this address in a browser "
+                     f"on any machine:\n\n{url}\n\nthen paste here the address the browser "
+                     "ends on (its page may fail to load), or the code in it:")
+            return "terminal"
+        opened = open_browser(url, self.env, self.browser_command)
+        if self.request.stderr_is_tty:
+            log.info(f"{self.asking}: sign in at {where} in your browser"
+                     + ("" if opened else " (no browser could be opened)")
+                     + f"; if it did not open, visit:\n{url}")
+            return "terminal"
+        shown = notice(self.asking, f"Sign in at {where} in your browser"
+                       + (" (a window has opened)." if opened else "."), self.env)
+        log.info(f"{self.request.log.prog}: waiting for a sign-in at {where} in the browser "
+                 f"({'opened with ' + opened if opened else 'not opened'}; notification: "
+                 f"{shown or 'none shown'}); if it did not open, visit: {url}")
+        return "desktop"
+
+    def notice(self, text: str) -> str:
+        if self.request.stderr_is_tty:
+            self.request.log.info(f"{self.asking}: {text}")
+            return "terminal"
+        shown = notice(self.asking, text, self.env)
+        self.request.log.info(f"{self.request.log.prog}: {text} "
+                              f"(notification: {shown or 'none shown'})")
+        return "desktop"
+
+    def ask(self, question: str) -> str | None:
+        if self.request.stdin_is_tty:
+            import getpass  # prompts on the terminal (/dev/tty), never on stdout
+
+            try:
+                return getpass.getpass(f"{self.asking}: {question}: ")
+            except (EOFError, OSError):
+                return ""
+        from .prompt import ask
+
+        return ask(question, self.request.login_deadline - self.request.monotonic() - 2,
+                   self.env, title=self.asking)
+
+
+def gateway_name(config) -> str | None:
+    """Who the person signs in for: ``display_name``, else the host of the gateway the app
+    is managed to use (its inferenceGatewayBaseUrl on macOS and Windows), else None."""
+    name = config.get("display_name") if config is not None else None
+    if name:
+        return _short(name)
+    from credhelper import managed
+
+    found = managed.app_values(("inferenceGatewayBaseUrl",)).get("inferenceGatewayBaseUrl")
+    if found and isinstance(found[0], str):
+        try:
+            return urlsplit(found[0]).hostname or None
+        except ValueError:
+            return None
+    return None
+
+
+def _which(tool: str, env) -> str | None:
+    """``tool``'s path on the run's PATH (a path is taken as it is), or None."""
+    return shutil.which(tool, path=env.get("PATH"))
 
 
 def _spawn(argv: list[str], env) -> bool:
     """Start a desktop helper (found on the run's PATH) without waiting for it and
     without a console of its own."""
-    found = shutil.which(argv[0], path=env.get("PATH"))
+    found = _which(argv[0], env)
     if found is None:
         return False
     kwargs: dict[str, Any] = {}
@@ -83,41 +201,151 @@ def _spawn(argv: list[str], env) -> bool:
         return False
 
 
-def open_browser(url: str, env) -> bool:
-    if urlsplit(url).scheme not in ("https", "http"):  # never hand other schemes to the OS
+def split_command(command: str) -> list[str]:
+    """``browser_command`` as an argument list, split like a shell command line (on
+    Windows, backslashes are kept and quotes only group)."""
+    import shlex
+
+    try:
+        if os.name == "nt":
+            argv = [a[1:-1] if len(a) > 1 and a[0] == a[-1] == '"' else a
+                    for a in shlex.split(command, posix=False)]
+        else:
+            argv = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(f"browser_command: {exc}") from None
+    if not argv:
+        raise ConfigError("browser_command is empty", hint="unset it for the system's browser")
+    return argv
+
+
+PROC_VERSION = "/proc/version"  # a module attribute, so that tests can fake WSL
+
+
+def is_wsl(env) -> bool:
+    """Linux inside WSL: the browser to open is Windows'."""
+    if not sys.platform.startswith("linux"):
         return False
+    if env.get("WSL_DISTRO_NAME"):
+        return True
+    try:
+        with open(PROC_VERSION, encoding="utf-8", errors="replace") as f:
+            return "microsoft" in f.read().lower()
+    except OSError:
+        return False
+
+
+def has_browser(env) -> bool:
+    """Can the system's browser be opened for the person at this machine? (Not over SSH,
+    nor on a Linux without a desktop.)"""
+    if sys.platform == "darwin" or os.name == "nt":
+        return "SSH_CONNECTION" not in env
+    if is_wsl(env) and any(_which(t, env) for t in ("wslview", "cmd.exe")):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and any(
+        _which(t, env) for t in ("xdg-open", "gio"))
+
+
+def open_browser(url: str, env, command: str | None = None) -> str | None:
+    """Open ``url`` in a browser without waiting; the tool used, or None. ``command``
+    (browser_command) gets the address as its last argument; in WSL, the Windows browser
+    opens (wslview, else cmd.exe's start)."""
+    if urlsplit(url).scheme not in ("https", "http"):  # never hand other schemes to the OS
+        return None
+    if command:
+        argv = split_command(command)
+        return argv[0] if _spawn([*argv, url], env) else None
+    if is_wsl(env):
+        if _spawn(["wslview", url], env):
+            return "wslview"
+        # cmd.exe parses its command line: & | < > ( ) ^ in the address are escaped.
+        escaped = "".join("^" + c if c in "&|<>()^" else c for c in url)
+        if _spawn(["cmd.exe", "/c", "start", escaped], env):
+            return "cmd.exe"
     if sys.platform == "darwin":
-        return _spawn(["open", url], env)
+        return "open" if _spawn(["open", url], env) else None
     if os.name == "nt":
         try:
             os.startfile(url)  # type: ignore[attr-defined]
-            return True
+            return "startfile"
         except OSError:
-            return False
-    return any(_spawn(tool + [url], env) for tool in (["xdg-open"], ["gio", "open"]))
+            return None
+    for tool in (["xdg-open"], ["gio", "open"]):
+        if _spawn(tool + [url], env):
+            return tool[0]
+    return None
 
 
-def notify(message: str, env) -> str | None:
-    """Show ``message`` in a dialog or notification; the name of the tool used, or None.
+def notify(message: str, env, title: str = TITLE) -> str | None:
+    """Show ``message`` (a device code) in a dialog or lasting notification; the name of
+    the tool used, or None.
 
-    The message travels as an argument or variable, never inside script text, so a code
-    or URL can never be read as a command."""
+    The message and title travel as arguments or variables, never inside script text, so
+    a code, URL or name can never be read as a command."""
     if sys.platform == "darwin":
         script = ['-e', 'on run argv',
-                  '-e', f'display dialog (item 1 of argv) with title "{TITLE}" '
+                  '-e', 'display dialog (item 2 of argv) with title (item 1 of argv) '
                         'buttons {"OK"} default button "OK" giving up after 300',
                   '-e', 'end run']
-        return "osascript" if _spawn(["osascript", *script, message], env) else None
+        return "osascript" if _spawn(["osascript", *script, title, message], env) else None
     if os.name == "nt":
         command = ("Add-Type -AssemblyName PresentationFramework; "
                    "[System.Windows.MessageBox]::Show("
-                   f"$env:CREDHELPER_PROMPT, '{TITLE}') | Out-Null")
+                   "$env:CREDHELPER_PROMPT, $env:CREDHELPER_TITLE) | Out-Null")
         return "powershell" if _spawn(["powershell", "-NoProfile", "-NonInteractive",
                                        "-Command", command],
-                                      {**env, "CREDHELPER_PROMPT": message}) else None
-    if _spawn(["notify-send", "--app-name=credhelper", "--urgency=critical", TITLE, message], env):
+                                      {**env, "CREDHELPER_PROMPT": message,
+                                       "CREDHELPER_TITLE": title}) else None
+    if _spawn(["notify-send", "--app-name=credhelper", "--urgency=critical", title, message],
+              env):
         return "notify-send"
-    if _spawn(["zenity", "--info", f"--title={TITLE}", f"--text={message}", "--no-markup"], env):
+    if _spawn(["zenity", "--info", f"--title={title}", f"--text={message}", "--no-markup"], env):
+        return "zenity"
+    return None
+
+
+# Windows: a toast through the WinRT API (no module to install), shown as PowerShell's;
+# where that is unavailable (Windows Server, older builds), a balloon from a tray icon.
+WINDOWS_NOTICE = (r"""
+$t = $env:CREDHELPER_TITLE; $m = $env:CREDHELPER_PROMPT
+try {
+  $null = [Windows.UI.Notifications.ToastNotificationManager,"""
+                  r""" Windows.UI.Notifications, ContentType = WindowsRuntime]
+  $kind = [Windows.UI.Notifications.ToastTemplateType]::ToastText02
+  $x = [Windows.UI.Notifications.ToastNotificationManager]::GetTemplateContent($kind)
+  $n = $x.GetElementsByTagName('text')
+  $null = $n.Item(0).AppendChild($x.CreateTextNode($t))
+  $null = $n.Item(1).AppendChild($x.CreateTextNode($m))
+  $app = '{1AC14E77-02E7-4E5D-B744-2EB1AE5198B7}\WindowsPowerShell\v1.0\powershell.exe'
+  $toast = [Windows.UI.Notifications.ToastNotification]::new($x)
+  [Windows.UI.Notifications.ToastNotificationManager]::CreateToastNotifier($app).Show($toast)
+} catch {
+  Add-Type -AssemblyName System.Windows.Forms, System.Drawing
+  $i = New-Object System.Windows.Forms.NotifyIcon
+  $i.Icon = [System.Drawing.SystemIcons]::Information
+  $i.BalloonTipTitle = $t; $i.BalloonTipText = $m; $i.Visible = $true
+  $i.ShowBalloonTip(20000); Start-Sleep -Seconds 20; $i.Dispose()
+}
+""")
+
+
+def notice(title: str, message: str, env) -> str | None:
+    """A passing desktop notification (a browser sign-in is under way, approve a push);
+    the name of the tool used, or None. Text travels as arguments or variables only."""
+    title, message = title[:63], message[:250]  # the Windows balloon's limits
+    if sys.platform == "darwin":
+        script = ['-e', 'on run argv',
+                  '-e', 'display notification (item 2 of argv) with title (item 1 of argv)',
+                  '-e', 'end run']
+        return "osascript" if _spawn(["osascript", *script, title, message], env) else None
+    if os.name == "nt":
+        return "powershell" if _spawn(["powershell", "-NoProfile", "-NonInteractive",
+                                       "-Command", WINDOWS_NOTICE],
+                                      {**env, "CREDHELPER_PROMPT": message,
+                                       "CREDHELPER_TITLE": title}) else None
+    if _spawn(["notify-send", "--app-name=credhelper", title, message], env):
+        return "notify-send"
+    if _spawn(["zenity", "--notification", f"--text={title}: {message}"], env):
         return "zenity"
     return None
 

@@ -30,6 +30,8 @@ def spawned(monkeypatch):
         return True
 
     monkeypatch.setattr(device_flow, "_spawn", spawn)
+    monkeypatch.setattr(device_flow, "_which",
+                        lambda tool, env: tool if tool in calls.installed else None)
     return calls
 
 
@@ -66,3 +68,73 @@ def test_only_web_addresses_are_opened(spawned):
     assert not device_flow.open_browser("file:///etc/passwd", ENV)
     assert not device_flow.open_browser("javascript:alert(1)", ENV)
     assert spawned == []
+
+
+def test_wsl_opens_the_windows_browser(monkeypatch, spawned, tmp_path):
+    """WSL detection faked: /proc/version naming Microsoft's kernel, or WSL_DISTRO_NAME."""
+    version = tmp_path / "version"
+    version.write_text("Linux version 5.15.153.1-microsoft-standard-WSL2 (gcc)\n")
+    monkeypatch.setattr(device_flow.sys, "platform", "linux")
+    monkeypatch.setattr(device_flow, "PROC_VERSION", str(version))
+    url = "https://idp.example/auth?client_id=a&state=b(c)|d"
+    spawned.installed = {"wslview", "cmd.exe", "xdg-open"}
+    assert device_flow.is_wsl(ENV) and device_flow.has_browser(ENV)  # no DISPLAY needed
+    assert device_flow.open_browser(url, ENV) == "wslview"
+    spawned.installed = {"cmd.exe", "xdg-open"}
+    assert device_flow.open_browser(url, ENV) == "cmd.exe"
+    # cmd.exe parses its command line: its metacharacters are escaped, nothing else changes.
+    assert spawned[-1][0] == ["cmd.exe", "/c", "start",
+                              "https://idp.example/auth?client_id=a^&state=b^(c^)^|d"]
+    version.write_text("Linux version 6.1.0-13-amd64 (debian-kernel@lists.debian.org)\n")
+    assert not device_flow.is_wsl(ENV) and not device_flow.has_browser(ENV)
+    assert device_flow.is_wsl({**ENV, "WSL_DISTRO_NAME": "Ubuntu"})
+    assert device_flow.open_browser(url, ENV) == "xdg-open"
+
+
+def test_browser_command_gets_the_address_as_its_last_argument(monkeypatch, spawned):
+    spawned.installed = {"/opt/firefox/firefox", "wslview"}
+    monkeypatch.setattr(device_flow, "is_wsl", lambda env: True)  # the command still wins
+    url = "https://idp.example/auth?x=1"
+    opened = device_flow.open_browser(url, ENV, "/opt/firefox/firefox --new-window 'a b'")
+    assert opened == "/opt/firefox/firefox"
+    assert spawned[-1][0] == ["/opt/firefox/firefox", "--new-window", "a b", url]
+
+
+@pytest.mark.parametrize("command, phrase", [("firefox 'unclosed", "browser_command:"),
+                                             ("   ", "browser_command is empty")])
+def test_a_browser_command_that_cannot_be_split_is_a_configuration_error(command, phrase):
+    from credhelper.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=phrase):
+        device_flow.split_command(command)
+
+
+def test_notices_carry_title_and_text_as_arguments_only(monkeypatch, spawned):
+    title, text = 'credhelper-oidc for "Acme" $(gw)', 'Sign in at idp.example in your browser'
+    monkeypatch.setattr(device_flow.sys, "platform", "darwin")
+    assert device_flow.notice(title, text, ENV) == "osascript"
+    argv, _ = spawned[-1]
+    assert argv[-2:] == [title, text] and "display notification" in " ".join(argv)
+    assert all(title not in part and text not in part for part in argv[:-2])
+    monkeypatch.setattr(device_flow.sys, "platform", "win32")
+    monkeypatch.setattr(device_flow.os, "name", "nt")
+    assert device_flow.notice(title, text, ENV) == "powershell"
+    argv, env = spawned[-1]
+    assert title not in " ".join(argv) and text not in " ".join(argv)
+    assert "ToastNotificationManager" in argv[-1] and "NotifyIcon" in argv[-1]  # and fallback
+    assert (env["CREDHELPER_TITLE"], env["CREDHELPER_PROMPT"]) == (title, text)
+    monkeypatch.setattr(device_flow.sys, "platform", "linux")
+    monkeypatch.setattr(device_flow.os, "name", "posix")
+    assert device_flow.notice(title, text, ENV) == "notify-send"
+    assert spawned[-1][0] == ["notify-send", "--app-name=credhelper", title, text]
+
+
+def test_who_is_asking_comes_from_display_name_else_the_apps_gateway(monkeypatch):
+    from credhelper import managed
+
+    assert device_flow.gateway_name({"display_name": "Acme gateway"}) == "Acme gateway"
+    monkeypatch.setattr(managed, "app_values", lambda names: {
+        "inferenceGatewayBaseUrl": ("https://gw.example.com:8443/v1", "plist")})
+    assert device_flow.gateway_name({}) == "gw.example.com"
+    monkeypatch.setattr(managed, "app_values", lambda names: {})
+    assert device_flow.gateway_name(None) is None
