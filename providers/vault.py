@@ -4,9 +4,9 @@ Three things can be printed: a field of a KV secret (``secret``), a field of any
 read such as a dynamic secrets engine (``path``), or a Vault identity OIDC token
 (``identity_token``). The Vault token used for the read comes from ``VAULT_TOKEN``, the
 Vault CLI's ``token_helper`` or ``~/.vault-token`` (``auth = "token"``), or from a login
-(approle, userpass, ldap, jwt, kubernetes, cert); a login token is kept in the provider's
-private state and reused until it nears expiry, so most cold runs cost one read and no
-login.
+(approle, userpass, ldap, jwt, kubernetes, cert, and oidc: a person in a browser); a login
+token is kept in the provider's private state and reused until it nears expiry, so most
+cold runs cost one read and no login.
 
 Every call goes through hvac's API (``client.secrets.kv.v2.read_secret_version``,
 ``client.auth.approle.login``, ``client.auth.token.renew_self``, ...) on an hvac adapter
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 
 from credhelper import net, secretref
 from credhelper.durations import MAX_SECONDS
@@ -39,7 +40,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-AUTH_METHODS = ("token", "approle", "userpass", "ldap", "jwt", "kubernetes", "cert")
+AUTH_METHODS = ("token", "approle", "userpass", "ldap", "jwt", "kubernetes", "cert", "oidc")
 KUBERNETES_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 # A KV secret has no expiry of its own: without max_age it is read again after this.
 DEFAULT_STATIC_AGE = 7200.0  # longer than the app's own default TTL (1h)
@@ -64,7 +65,7 @@ SECRETS = {
 # Which of them each auth method reads.
 SECRETS_OF = {"token": ("token",), "approle": ("role_id", "secret_id"),
               "userpass": ("password",), "ldap": ("password",), "jwt": ("jwt",),
-              "kubernetes": ("jwt",), "cert": ()}
+              "kubernetes": ("jwt",), "cert": (), "oidc": ()}
 REF = "file:PATH, env:VARIABLE or keyring:SERVICE/USER"
 
 
@@ -89,7 +90,8 @@ class VaultProvider(Provider):
         # -- how to get a Vault token
         Setting("auth", "choice", "token", choices=AUTH_METHODS, help="auth method"),
         Setting("mount", help="mount path of the auth method; default: the method's name"),
-        Setting("role", help="role (jwt, kubernetes) or certificate role name (cert)"),
+        Setting("role", help="role (jwt, kubernetes, oidc) or certificate role name (cert); "
+                "oidc: unset, the mount's default_role"),
         Setting("token", secret=True, env=("VAULT_TOKEN",),
                 help=f"auth = token: the Vault token: {REF}; in clear only from the "
                      "environment (VAULT_TOKEN); unset: token_file"),
@@ -110,6 +112,12 @@ class VaultProvider(Provider):
         Setting("jwt", secret=True,
                 help=f"jwt, kubernetes: the JWT: {REF} (kubernetes: file:{KUBERNETES_TOKEN})"),
         Setting("jwt_file", "path", help='deprecated: jwt = "file:PATH"'),
+        Setting("callback_host", default="localhost", credential=False,
+                help="oidc: host of the browser's redirect, as the role's allowed_redirect_uris "
+                     "and the identity provider name it: localhost, 127.0.0.1 or ::1"),
+        Setting("callback_port", "int", 8250, credential=False,
+                help="oidc: loopback port the browser's redirect comes back to "
+                     "(http://localhost:8250/oidc/callback, as `vault login -method=oidc`)"),
         # -- what to print
         Setting("secret", help="KV secret as `kv get` takes it: mount/path, e.g. secret/gateway"),
         Setting("field", help="field of the secret or read to print"),
@@ -353,12 +361,15 @@ class VaultProvider(Provider):
         if auth == "token":
             raise AccessDenied("the Vault token was refused",
                                hint="sign in again with `bao login` / `vault login`")
-        fn, kwargs = self._login_call(vault, auth, mount, request)
-        vault.set_token(None, None)
-        try:
-            response = vault.call(f"{auth} login", fn, login=True, use_token=False, **kwargs)
-        except _Refused as exc:
-            raise exc.error from None
+        if auth == "oidc":
+            response = self._oidc_login(vault, request, mount)
+        else:
+            fn, kwargs = self._login_call(vault, auth, mount, request)
+            vault.set_token(None, None)
+            try:
+                response = vault.call(f"{auth} login", fn, login=True, use_token=False, **kwargs)
+            except _Refused as exc:
+                raise exc.error from None
         login = self._save_login(request, _object(response.get("auth")), "login")
         if login is None:
             raise AccessDenied(f"the {auth} login at auth/{mount} returned no token")
@@ -439,6 +450,108 @@ class VaultProvider(Provider):
             return methods.cert.login, dict(name=c.get("role") or "", cert_pem=c["client_cert"],
                                             key_pem=c["client_key"], mount_point=mount)
         raise ConfigError(f"unknown auth method {auth!r}")
+
+    def _oidc_login(self, vault: Vault, request, mount: str) -> dict:
+        """What `vault login -method=oidc` does: ask Vault for the identity provider's
+        authorization URL for our loopback redirect, open it in the browser, wait for the
+        redirect to come back with state and code, and hand them to Vault's callback,
+        which answers with the Vault token. Only an interactive run may ask, and all of
+        it fits in the sign-in's deadline.
+
+        Both calls go through hvac's adapter, not hvac's ``oidc_authorization_url_request``
+        and ``oidc_callback``: those cannot send ``client_nonce``, with which Vault binds
+        the callback to the process that asked for the URL, so that a code seen by anyone
+        else on this machine (another program on the port, a browser extension) cannot be
+        spent for our token. (The OpenID nonce is Vault's own business.)"""
+        from urllib.parse import parse_qs, urlsplit
+
+        from .device_flow import Presenter
+
+        c = self.config
+        role = c.get("role") or ""  # empty: Vault uses the mount's default_role
+        where = f"Vault's oidc sign-in at {c['address']} (auth/{mount}"
+        where += f", role {role})" if role else ")"
+        host, port = _callback_address(c)
+        request.require_interactive(
+            f"{where} needs a person in a browser",
+            "run `credhelper-vault login` (or the helper in a terminal) once; later runs "
+            "reuse and renew the Vault token without asking")
+        shown = Presenter.of(request, self)
+        if not shown.can_open_browser() and not request.stderr_is_tty:
+            raise LoginRequired(f"{where} needs a browser, and none can be opened here (nor is "
+                                "there a terminal to show its address on)",
+                                hint="set [vault] browser_command, or run `credhelper-vault "
+                                "login` in a terminal")
+        redirect_uri = f"http://{'[::1]' if host == '::1' else host}:{port}/oidc/callback"
+        request = request.signing_in()  # a person is waiting: the sign-in's deadline
+        vault.request = request
+        vault.set_token(None, None)
+        client_nonce = secrets.token_urlsafe(24)
+        request.log.secret(client_nonce)
+        with _Callback(host, port, c.source("callback_port"), request.login_deadline) as callback:
+            try:
+                body = vault.call("oidc sign-in (auth_url)", vault.client.adapter.post,
+                                  f"/v1/auth/{_quote(mount)}/oidc/auth_url", login=True,
+                                  json={"role": role, "redirect_uri": redirect_uri,
+                                        "client_nonce": client_nonce})
+            except _Refused as exc:
+                raise exc.error from None
+            auth_url = _text(_object(body.get("data")).get("auth_url"))
+            if auth_url is None or urlsplit(auth_url).scheme not in ("https", "http"):
+                raise AccessDenied(
+                    f"Vault gave no sign-in URL for {where} with redirect_uri {redirect_uri}",
+                    hint="the role's allowed_redirect_uris must hold this redirect (set [vault] "
+                    "callback_host / callback_port to one it allows), and Vault must reach its "
+                    "identity provider; the Vault server's log says which")
+            state = (parse_qs(urlsplit(auth_url).query).get("state") or [""])[0]
+            shown.browser(auth_url, f"Vault {urlsplit(c['address']).hostname}")
+            answer = callback.wait(state)
+            if answer is None:
+                raise LoginRequired(
+                    f"{where} was not completed in the browser in time",
+                    hint="run `credhelper-vault login` in a terminal, or run the helper again: "
+                    "it opens a new sign-in")
+            request.log.secret(answer.get("code"))
+            request.log.secret(answer.get("id_token"))
+            try:
+                response = self._oidc_callback(vault, request, mount, answer, client_nonce,
+                                               where)
+            except _Refused as exc:
+                callback.finish(exc.error.message)
+                raise exc.error from None
+            except CredhelperError as exc:
+                callback.finish(exc.message)
+                raise
+            callback.finish(None)
+            return response
+
+    def _oidc_callback(self, vault: Vault, request, mount: str, answer: dict,
+                       client_nonce: str, where: str) -> dict:
+        """Vault's side of the redirect: the code (or an implicit flow's id_token) for a
+        Vault token. A form_post redirect is first posted to Vault as it came (which stores
+        the ID token with the state), then completed with the same state and code, as the
+        Vault CLI does."""
+        from .device_flow import oauth_error
+
+        if answer.get("error"):
+            raise oauth_error(answer["error"], answer.get("error_description"), where,
+                              "run the helper again (or `credhelper-vault login`)", "device")
+        if not answer.get("code") and not answer.get("id_token"):
+            raise AccessDenied(f"the browser came back from {where} without a code")
+        fields = {"state": answer.get("state", ""), "code": answer.get("code", ""),
+                  "client_nonce": client_nonce}
+        path = f"/v1/auth/{_quote(mount)}/oidc/callback"
+        if answer.get("posted"):
+            try:  # the answer is a page meant for a browser: only the GET's counts
+                vault._send("oidc sign-in (form_post)", vault.client.adapter.post, (path,),
+                            {"json": {**fields, "id_token": answer.get("id_token", "")}},
+                            login=True)
+            except (AccessDenied, _Refused):  # Vault answers 400 to a redirect not its UI's
+                pass
+        else:
+            fields["id_token"] = answer.get("id_token", "")
+        return vault.call("oidc sign-in (callback)", vault.client.adapter.get, path, login=True,
+                          params=fields)
 
     def _prompt_password(self, request, auth: str, username: str,
                          found: secretref.Found | None) -> str:
@@ -577,9 +690,9 @@ class VaultProvider(Provider):
 
     def login(self, request) -> None:
         """Sign in to Vault now with the configured auth method (userpass and ldap ask for
-        the password; approle, jwt, kubernetes and cert use their settings) and keep the
-        Vault token, renewed while it can be, for later runs. With auth = token, sign in
-        with `bao login` / `vault login` instead."""
+        the password, oidc opens the browser; approle, jwt, kubernetes and cert use their
+        settings) and keep the Vault token, renewed while it can be, for later runs. With
+        auth = token, sign in with `bao login` / `vault login` instead."""
         if self.config["auth"] == "token":
             raise ConfigError(
                 "auth = token has no sign-in of its own",
@@ -889,6 +1002,203 @@ def _adapter_class() -> type:
                     raise
 
     return Adapter
+
+
+# ---------------------------------------------------------------- the browser's redirect
+
+CALLBACK_PATH = "/oidc/callback"  # where `vault login -method=oidc` listens
+CALLBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+MAX_FORM = 64 * 1024  # a form_post redirect carries a code or an ID token, nothing larger
+PAGE = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+        "<body><p>{text}</p></body></html>")
+
+
+def _callback_address(config) -> tuple[str, int]:
+    """(host, port) of the redirect, checked: only loopback, where nobody else on the
+    network can reach the listener (the Vault CLI can listen wider; this helper never)."""
+    host = str(config["callback_host"]).strip().strip("[]").lower()
+    if host not in CALLBACK_HOSTS:
+        raise ConfigError(f"{config.source('callback_host')}: callback_host must be localhost, "
+                          f"127.0.0.1 or ::1 (got {str(config['callback_host'])[:60]!r})",
+                          hint="the browser's redirect comes back to this machine only")
+    port = config["callback_port"]
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{config.source('callback_port')}: callback_port must be a port "
+                          f"number from 1 to 65535 (got {port})")
+    return host, port
+
+
+def _in_use(exc: OSError, bind: str, port: int, source: str) -> BackendUnavailable:
+    """Exit 4 for a callback port that cannot be listened on, naming the setting."""
+    import errno
+
+    if exc.errno == errno.EADDRINUSE or getattr(exc, "winerror", None) in (10013, 10048):
+        return BackendUnavailable(
+            f"port {port} on {bind}, where the browser's sign-in comes back, is in use by "
+            f"another program (callback_port, {source})",
+            hint="finish or close the other sign-in (another `vault login -method=oidc`?), "
+            "or set [vault] callback_port to another port that the role's "
+            "allowed_redirect_uris and the identity provider allow")
+    return BackendUnavailable(f"cannot listen on {bind} port {port} for the browser's sign-in "
+                              f"(callback_port, {source}): {exc.strerror or exc}")
+
+
+class _Callback:
+    """A one-shot HTTP listener on loopback for the browser's redirect.
+
+    Only a redirect carrying the state of this sign-in ends the wait: a tab left over
+    from an earlier attempt (the port is fixed, so it reaches us) gets a page saying so
+    and changes nothing. The browser's page for the redirect is answered once Vault has
+    answered, so it says whether the sign-in worked."""
+
+    def __init__(self, host: str, port: int, source: str, deadline: float) -> None:
+        import errno
+        import socket
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from socketserver import TCPServer
+
+        self.deadline, self.state = deadline, ""
+        self.answer: dict | None = None
+        self.arrived, self.done = threading.Event(), threading.Event()
+        self.answered = threading.Event()  # the redirect's page is written
+        self.lock = threading.Lock()
+        self.outcome: str | None = "the sign-in was abandoned"
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 10  # a connection that sends nothing cannot hold the listener
+
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                outer._handle(self, self.path.partition("?")[2], posted=False)
+
+            def do_POST(self):  # noqa: N802 - a form_post redirect
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if not 0 <= length <= MAX_FORM:
+                    outer._page(self, 413, "Too large", "This is not a sign-in redirect.")
+                    return
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                outer._handle(self, body, posted=True)
+
+            def log_message(self, *args):  # the query holds the code: never log it
+                pass
+
+        class Server(ThreadingHTTPServer):
+            # A thread per connection: a browser's idle preconnection must not hold up
+            # the redirect behind it.
+            daemon_threads = True
+            # On Windows SO_REUSEADDR lets a second program bind a port in use (and take
+            # our redirect): ask for the port exclusively there instead.
+            allow_reuse_address = os.name != "nt"
+
+            def server_bind(self):
+                if os.name == "nt" and hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+                    self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+                TCPServer.server_bind(self)  # not HTTPServer's: no reverse DNS lookup
+                self.server_name, self.server_port = host, self.server_address[1]
+
+        class Server6(Server):
+            address_family = socket.AF_INET6
+
+        # A browser may take localhost to either address: listen on both, so that no
+        # other program can hold the one we left free and get the redirect first.
+        binds = [("127.0.0.1", Server), ("::1", Server6)] if host == "localhost" else \
+            [(host, Server6 if host == "::1" else Server)]
+        no_ipv6 = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+        self.servers: list = []
+        try:
+            for bind, kind in binds:
+                try:
+                    self.servers.append(kind((bind, port), Handler))
+                except OSError as exc:
+                    if host == "localhost" and bind == "::1" and exc.errno in no_ipv6:
+                        continue  # a machine without IPv6: 127.0.0.1 is all there is
+                    raise _in_use(exc, bind, port, source) from None
+        except BaseException:
+            for server in self.servers:
+                server.server_close()
+            raise
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, name="vault-oidc",
+                             daemon=True).start()
+
+    def __enter__(self) -> _Callback:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        self.done.set()  # a redirect still waiting for its page gets the abandoned one
+        if self.answer is not None:  # let its thread write the page before the run ends
+            self.answered.wait(max(0.0, min(2.0, self.deadline + 1.0 - time.monotonic())))
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+    def _handle(self, handler, query: str, posted: bool) -> None:
+        import time
+        from urllib.parse import parse_qs
+
+        if handler.path.partition("?")[0] != CALLBACK_PATH:
+            self._page(handler, 404, "Not found", "This is not a sign-in redirect.")
+            return
+        try:
+            fields = {k: v[0] for k, v in parse_qs(query, max_num_fields=20).items()}
+        except ValueError:  # more fields than any redirect has
+            fields = {}
+        with self.lock:
+            ours = self.answer is None and bool(self.state) and secrets.compare_digest(
+                fields.get("state", "").encode(), self.state.encode())
+            if ours:
+                self.answer = {**fields, "posted": posted}
+        if not ours:
+            self._page(handler, 400, "Sign-in out of date",
+                       "This page belongs to an earlier or another sign-in. Use the newest "
+                       "sign-in tab, or start again.")
+            return
+        self.arrived.set()
+        # The page waits for Vault's answer (never past the deadline) to say how it went.
+        self.done.wait(max(0.0, self.deadline - time.monotonic()))
+        try:
+            if self.outcome is None:
+                self._page(handler, 200, "Signed in",
+                           "You are signed in to Vault. You can close this tab.")
+            else:
+                self._page(handler, 200, "Sign-in failed",
+                           f"The sign-in failed: {self.outcome}")
+        finally:
+            self.answered.set()
+
+    @staticmethod
+    def _page(handler, status: int, title: str, text: str) -> None:
+        import html
+
+        body = PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def wait(self, state: str) -> dict | None:
+        """The redirect's fields for ``state`` once the browser brings them, or None when
+        the deadline comes first."""
+        import time
+
+        with self.lock:
+            self.state = state
+        if not self.arrived.wait(max(0.0, self.deadline - time.monotonic())):
+            return None
+        return self.answer
+
+    def finish(self, failure: str | None) -> None:
+        """Give the browser its page: signed in (None), or why not."""
+        self.outcome = failure
+        self.done.set()
 
 
 # ---------------------------------------------------------------- the Vault CLI's token helper

@@ -2,7 +2,7 @@
 // under /idp (MSAL wants at least one path segment in an authority).
 //
 // Configured by environment: IDP_PORT, IDP_CERT, IDP_KEY (PEM files), IDP_SVC_SECRET (the
-// confidential clients' secret: "svc" and "svc-short"), IDP_SHORT_TTL (access-token
+// confidential clients' secret: "svc", "svc-short" and "vault"), IDP_SHORT_TTL (access-token
 // lifetime of the "-short" clients, seconds), IDP_ISSUER (optional: the issuer it names, for a provider behind a
 // reverse proxy; same /idp path; default https://127.0.0.1:IDP_PORT/idp). Prints
 // "ready <issuer>" on stdout once listening.
@@ -60,12 +60,27 @@ const confidentialClient = (id) => ({
   scope: 'gateway',
 });
 
+// Vault's (OpenBao's) oidc auth method: a confidential client with the authorization code
+// grant (and the implicit id_token one, for Vault's form_post mode) whose redirect is the
+// Vault CLI's loopback callback. As a native client its loopback redirects match on any
+// port (RFC 8252), as Vault's allowed_redirect_uris do, so a test can listen on a free
+// port instead of 8250.
+const vaultClient = {
+  client_id: 'vault',
+  client_secret: process.env.IDP_SVC_SECRET,
+  application_type: 'native',
+  grant_types: ['authorization_code', 'implicit'],
+  response_types: ['code', 'id_token'],
+  redirect_uris: ['http://localhost:8250/oidc/callback', 'http://127.0.0.1:8250/oidc/callback'],
+};
+
 const provider = new Provider(issuer, {
   clients: [
     publicClient('cli'),
     publicClient('cli-short'),
     confidentialClient('svc'),
     confidentialClient('svc-short'),
+    vaultClient,
   ],
   findAccount: (ctx, sub) => ({
     accountId: sub,
