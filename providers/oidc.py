@@ -1,12 +1,14 @@
 """credhelper-oidc: an access (or ID) token from any OpenID Connect provider.
 
 Endpoints come from the issuer's discovery document. ``grant = device_code`` signs a person
-in with the device flow (interactive context only) and keeps the refresh token in the
-provider's private state (a 0600 file, or the OS keyring with ``cache = "keyring"``); later
-runs renew silently with it. Providers that rotate refresh tokens hand out a new one on
-every renewal: it replaces the old one at once, and a lock per refresh state (not the
-core's, which is per cache key) keeps two runs from spending the same one, even runs of
-two configurations that share the sign-in (``token = "access"`` and ``"id"``).
+in with the device flow, ``grant = authorization_code`` in the browser with PKCE and a
+loopback redirect on fixed ports (``loopback``), both in the interactive context only,
+and keeps the refresh token in the provider's private state (a 0600 file, or the OS
+keyring with ``cache = "keyring"``); later runs renew silently with it. Providers that
+rotate refresh tokens hand out a new one on every renewal: it replaces the old one at
+once, and a lock per refresh state (not the core's, which is per cache key) keeps two
+runs from spending the same one, even runs of two configurations that share the sign-in
+(``token = "access"`` and ``"id"``).
 ``client_credentials`` serves machines without a person; ``refresh_token`` renews a saved
 or provisioned refresh token and never asks anyone.
 
@@ -16,7 +18,6 @@ authlib and requests are imported inside methods only.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 
 from credhelper import jwt, net, secretref
@@ -35,17 +36,18 @@ from .device_flow import (
     PENDING,
     POLL_INTERVAL,
     PendingSignIn,
+    Presenter,
     StillPending,
     bounded,
     check_not_dead_on_arrival,
     oauth_error,
-    present,
     remember_token_secrets,
     state_lock,
 )
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-GRANTS = ("device_code", "client_credentials", "refresh_token")
+GRANTS = ("device_code", "authorization_code", "client_credentials", "refresh_token")
+PERSON_GRANTS = ("device_code", "authorization_code")  # a person may sign in again
 PERSON_SCOPES = ["openid", "offline_access"]
 MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
 SECRET = secretref.Spec("client_secret", "client secret", secretref.WARN)
@@ -84,7 +86,22 @@ class OidcProvider(Provider):
         Setting("login_flow", "choice", "auto", choices=("auto", "browser", "device"),
                 credential=False,
                 help="how `login` signs in: a browser with a loopback redirect (authorization "
-                     "code + PKCE), the device code, or auto (browser when a desktop is there)"),
+                     "code + PKCE), the device code, or auto (the browser with grant = "
+                     "authorization_code or where a desktop is there)"),
+        Setting("redirect_ports", "ports", [8000, 18000], credential=False,
+                help="browser sign-in: loopback ports for the redirect, the first free one "
+                     "used (0: any free port); each registered at the provider as "
+                     "http://REDIRECT_HOST:PORT/callback"),
+        Setting("redirect_host", "choice", "127.0.0.1", choices=("127.0.0.1", "localhost"),
+                credential=False,
+                help="browser sign-in: the redirect URI's host, as registered at the provider"),
+        Setting("prompt", credential=False,
+                help="browser sign-in: OpenID Connect prompt (login, consent, "
+                     "select_account); default: none sent, so no forced consent"),
+        Setting("paste", "bool", False, credential=False,
+                help="browser sign-in: never open a browser; print the address and read the "
+                     "one the browser ends on, pasted on the terminal (the default where no "
+                     "browser can open)"),
         Setting("ca_cert", "path", credential=False,
                 help="CA certificate (PEM) of the provider, trusted alone; default: the "
                      "system CAs and REQUESTS_CA_BUNDLE"),
@@ -268,14 +285,35 @@ class OidcProvider(Provider):
             try:
                 return self._refresh(request, sess, doc, refresh)
             except LoginRequired:
-                if self.config["grant"] != "device_code":
+                if self.config["grant"] not in PERSON_GRANTS:
                     raise
                 started = pending.load()
                 if started is None:
                     request.require_interactive(f"the saved sign-in for {self.config['issuer']} "
                                                 "has expired or was revoked", self._login_hint())
+        if self.config["grant"] == "authorization_code" and started is None:
+            # A device sign-in still pending (begun under grant = device_code) is finished
+            # first: a person only ever has one sign-in under way.
+            return self._credential(request, self._browser(request, sess, doc),
+                                    "browser sign-in")
         token = self._device_flow(request, sess, doc, pending, started)
         return self._credential(request, token, "device code sign-in")
+
+    def _browser(self, request, sess, doc: dict) -> dict:
+        """Authorization code + PKCE in the browser; keeps the refresh token."""
+        from .loopback import authorization_code_sign_in
+
+        token = authorization_code_sign_in(self, request, sess, doc)
+        with self._state_lock(request):
+            self._save(request, token)
+        if not token.get("refresh_token"):
+            consent = "consent" in (self.config.get("prompt") or "").split()
+            why = ("set prompt = \"consent\": some providers grant offline_access only then"
+                   if "offline_access" in self.scopes() and not consent
+                   else "add offline_access to scopes?")
+            request.log.warning("the provider issued no refresh token: the next run after "
+                                f"this token expires needs a new sign-in ({why})")
+        return token
 
     def _saved_refresh_token(self, request, state: dict | None) -> str | None:
         """The refresh token to spend next: from ``state`` (this sign-in's saved state), or
@@ -392,11 +430,11 @@ class OidcProvider(Provider):
         if started is None:
             started = self._authorize_device(request, sess, doc)
             pending.save(started)
-            present(request, pending.prompt(started))
+            Presenter.of(request, self).code(pending.prompt(started))
         else:
             request.log.debug(f"resuming the sign-in started earlier (code {started['user_code']})")
             if request.interactive:
-                present(request, pending.prompt(started))
+                Presenter.of(request, self).code(pending.prompt(started))
         try:
             token = self._poll(request, sess, doc["token_endpoint"], started)
         except StillPending:
@@ -531,14 +569,11 @@ class OidcProvider(Provider):
         request = request.signing_in()  # a person is waiting: the longer bound
         flow = self.config["login_flow"]
         if flow == "auto":
-            desktop = _has_desktop(request.env)
-            flow = "browser" if doc.get("authorization_endpoint") and desktop else "device"
+            desktop = Presenter.of(request, self).can_open_browser()
+            flow = ("browser" if self.config["grant"] == "authorization_code"
+                    or doc.get("authorization_endpoint") and desktop else "device")
         if flow == "browser":
-            from .loopback import browser_sign_in
-
-            token = browser_sign_in(self, request, sess, doc)
-            with self._state_lock(request):
-                self._save(request, token)
+            self._browser(request, sess, doc)
             return
         pending = PendingSignIn(request, self._state_name())
         self._device_flow(request, sess, doc, pending, pending.load())
@@ -596,6 +631,10 @@ class OidcProvider(Provider):
                            f"{doc['token_endpoint']}"))
             if self.config["grant"] == "device_code" and "device_authorization_endpoint" not in doc:
                 checks.append(("fail", "device flow", "the provider offers no device flow"))
+            if (self.config["grant"] == "authorization_code"
+                    and "authorization_endpoint" not in doc):
+                checks.append(("fail", "browser sign-in",
+                               "the provider offers no authorization endpoint"))
         except (ConfigError, BackendUnavailable, AccessDenied) as exc:
             checks.append(("fail", "discovery", exc.message))
         if self.config["grant"] != "client_credentials":
@@ -603,17 +642,6 @@ class OidcProvider(Provider):
             checks.append(("ok", "sign-in", "refresh token saved") if state.get("refresh_token")
                           else ("warn", "sign-in", "none yet: run `credhelper-oidc login`"))
         return checks
-
-
-def _has_desktop(env) -> bool:
-    """Can a browser be opened for the person at this machine? (Not over plain SSH.)"""
-    import shutil
-    import sys
-
-    if sys.platform == "darwin" or os.name == "nt":
-        return "SSH_CONNECTION" not in env
-    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and bool(
-        shutil.which("xdg-open", path=env.get("PATH")) or shutil.which("gio", path=env.get("PATH")))
 
 
 def _digest(value: str) -> str:

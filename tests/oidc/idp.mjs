@@ -21,6 +21,11 @@
 // /.well-known/oauth-authorization-server/idp.
 // "rfc8414-appended": only the appended location. "none": no metadata anywhere. The
 // document is oidc-provider's own in every mode.
+//
+// IDP_EXACT_REDIRECTS (optional, space-separated URIs) adds the public client "cli-exact",
+// registered with exactly those redirect URIs. It is a web client: oidc-provider then
+// compares the port too, as providers that register exact redirect URIs do (for the
+// native clients, any port on loopback is allowed, RFC 8252 §7.3).
 import https from 'node:https';
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
@@ -51,6 +56,16 @@ const publicClient = (id) => ({
   redirect_uris: ['http://127.0.0.1/callback'],
 });
 
+const exactClient = (id, uris) => ({
+  client_id: id,
+  token_endpoint_auth_method: 'none',
+  application_type: 'web',
+  grant_types: ['refresh_token', 'authorization_code'],
+  response_types: ['code'],
+  redirect_uris: uris,
+});
+const exactRedirects = (process.env.IDP_EXACT_REDIRECTS || '').split(' ').filter(Boolean);
+
 const confidentialClient = (id) => ({
   client_id: id,
   client_secret: process.env.IDP_SVC_SECRET,
@@ -80,6 +95,7 @@ const provider = new Provider(issuer, {
     publicClient('cli-short'),
     confidentialClient('svc'),
     confidentialClient('svc-short'),
+    ...(exactRedirects.length ? [exactClient('cli-exact', exactRedirects)] : []),
     vaultClient,
   ],
   findAccount: (ctx, sub) => ({

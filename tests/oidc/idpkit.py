@@ -53,6 +53,17 @@ class IdP:
         self.issuer = f"{self.origin}/idp"
         self.svc_secret = svc_secret
         self.short_ttl = short_ttl
+        # Client "cli-exact" registers exactly these redirect URIs: 127.0.0.1 on the first
+        # two ports, localhost on the third (free now; the browser sign-in tests bind them).
+        self.exact_ports: list[int] = []
+        while len(self.exact_ports) < 3:
+            port = free_port()
+            if port not in self.exact_ports and port != self.port:
+                self.exact_ports.append(port)
+        p0, p1, p2 = self.exact_ports
+        self.exact_redirects = [f"http://127.0.0.1:{p0}/callback",
+                                f"http://127.0.0.1:{p1}/callback",
+                                f"http://localhost:{p2}/callback"]
         ca, wrong = trustme.CA(), trustme.CA()
         self.ca = ca  # the CA the tests trust: it can issue more certificates (a proxy's)
         cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -68,7 +79,8 @@ class IdP:
         npm_install()
         env = {**os.environ, "IDP_PORT": str(self.port), "IDP_CERT": self.cert,
                "IDP_KEY": self.key, "IDP_SVC_SECRET": self.svc_secret,
-               "IDP_SHORT_TTL": str(self.short_ttl), "IDP_ISSUER": self.issuer}
+               "IDP_SHORT_TTL": str(self.short_ttl), "IDP_ISSUER": self.issuer,
+               "IDP_EXACT_REDIRECTS": " ".join(self.exact_redirects)}
         self.log = self.dir / "idp.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(["node", str(HERE / "idp.mjs")], env=env,

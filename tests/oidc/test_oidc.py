@@ -249,7 +249,10 @@ def test_login_in_the_browser_with_pkce_and_a_loopback_redirect(oidc_env, idp):
 
     from .idpkit import approve_in_browser
 
-    env = {**oidc_env, "DISPLAY": ":99"}  # a desktop: login picks the browser
+    env = {**oidc_env, "DISPLAY": ":99",  # a desktop: login picks the browser
+           # any free port (the client allows any on loopback); a refresh token only with
+           # consent at this provider, and consent is no longer forced
+           "CREDHELPER_OIDC_REDIRECT_PORTS": "0", "CREDHELPER_OIDC_PROMPT": "consent"}
     proc = subprocess.Popen([script("credhelper-oidc"), "login"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     url = None

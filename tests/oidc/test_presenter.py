@@ -138,3 +138,49 @@ def test_who_is_asking_comes_from_display_name_else_the_apps_gateway(monkeypatch
     assert device_flow.gateway_name({}) == "gw.example.com"
     monkeypatch.setattr(managed, "app_values", lambda names: {})
     assert device_flow.gateway_name(None) is None
+
+
+def fake_request(stderr_is_tty: bool, stdin_is_tty: bool = False):
+    import io
+    import types
+
+    from credhelper.log import Log
+
+    log = Log("credhelper-test", stderr=io.StringIO())
+    return types.SimpleNamespace(log=log, env=ENV, stderr_is_tty=stderr_is_tty,
+                                 stdin_is_tty=stdin_is_tty, login_deadline=100.0,
+                                 monotonic=lambda: 0.0)
+
+
+def test_a_browser_sign_in_on_a_terminal_prints_the_address_and_notifies_nobody(
+        monkeypatch, spawned):
+    monkeypatch.setattr(device_flow.sys, "platform", "linux")
+    request = fake_request(stderr_is_tty=True)
+    shown = device_flow.Presenter(request, gateway="Acme gateway")
+    assert shown.asking == "credhelper-test for Acme gateway"
+    url = "https://idp.example/auth?x=1"
+    assert shown.browser(url, "idp.example") == "terminal"
+    said = request.log.stderr.getvalue()
+    assert "credhelper-test for Acme gateway: sign in at idp.example in your browser" in said
+    assert url in said
+    assert [argv[0] for argv, _ in spawned] == ["xdg-open"]  # the browser, no notification
+    assert shown.notice("approve the push on your phone") == "terminal"
+    assert len(spawned) == 1
+
+
+def test_without_a_terminal_the_desktop_asks(monkeypatch, spawned):
+    from credhelper.providers import prompt
+
+    monkeypatch.setattr(device_flow.sys, "platform", "linux")
+    request = fake_request(stderr_is_tty=False)
+    shown = device_flow.Presenter(request, gateway="Acme gateway")
+    assert shown.browser("https://idp.example/auth", "idp.example") == "desktop"
+    assert [argv[0] for argv, _ in spawned] == ["xdg-open", "notify-send"]
+    assert "credhelper-test: waiting for a sign-in at idp.example in the browser (opened " \
+           "with xdg-open; notification: notify-send)" in request.log.stderr.getvalue()
+    asked = []
+    monkeypatch.setattr(prompt, "ask", lambda q, seconds, env, title: asked.append(
+        (q, seconds, title)) or "123456")
+    assert shown.ask("MFA code for arn:aws:iam::1:mfa/me") == "123456"
+    assert asked == [("MFA code for arn:aws:iam::1:mfa/me", 98.0,
+                      "credhelper-test for Acme gateway")]
