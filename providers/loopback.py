@@ -189,7 +189,7 @@ def authorization_code_sign_in(provider, request, sess, doc: dict) -> dict:
     prompt = check_prompt(config.get("prompt"))
     shown = Presenter.of(request, provider)
     paste = bool(config.get("paste")) or not shown.can_open_browser()
-    if paste and not request.stdin_is_tty:
+    if paste and not (request.stdin_is_tty and request.stderr_is_tty):  # shown, and read
         raise LoginRequired("no browser can be opened here and there is no terminal to paste "
                             "the sign-in into",
                             hint="set browser_command, run `credhelper-oidc login` in a "

@@ -205,6 +205,22 @@ def test_no_browser_and_no_terminal_exits_3_at_once(browser_env):
     assert browsed(env) == []
 
 
+def test_paste_mode_needs_a_terminal_to_show_the_address_on_too(browser_env):
+    """Stdin a terminal but stderr a pipe: nobody would see the address to open."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**browser_env, "CREDHELPER_OIDC_PASTE": "true"}
+    try:
+        proc = subprocess.run([script("credhelper-oidc")], env=env, stdin=slave,
+                              capture_output=True, timeout=30)
+    finally:
+        os.close(slave)
+        os.close(master)
+    proc.stderr = proc.stderr.decode()
+    assert_failure(proc, 3, "no browser can be opened here and there is no terminal")
+
+
 def test_a_browser_command_that_is_not_there_exits_2(browser_env):
     env = {**browser_env, "CREDHELPER_OIDC_BROWSER_COMMAND": "no-such-browser --new-window"}
     assert_failure(run(["credhelper-oidc"], env), 2,
