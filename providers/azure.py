@@ -3,9 +3,11 @@
 Silent first: MSAL's token cache (accounts, refresh tokens) is persisted in a protected
 store between runs: the Keychain on macOS, a DPAPI-encrypted file on Windows, the Secret
 Service (GNOME Keyring, KWallet) on Linux. Where none exists, a private 0600 file is used
-only when ``token_cache = "file"`` says so. A person signs in with the device code flow,
-only in the interactive context or with ``credhelper-azure login``; every other context
-gets a token silently or exits 3 at once.
+only when ``token_cache = "file"`` says so. A person signs in only in the interactive
+context or with ``credhelper-azure login``, in the browser (MSAL's interactive sign-in:
+its own loopback listener on http://localhost, the browser opened through Python's
+webbrowser module, or the OS broker with ``broker = true``) where a browser can open, else
+with the device code; every other context gets a token silently or exits 3 at once.
 
 ``authority`` may be any Entra authority (sovereign clouds, B2C, CIAM) or, on another
 host, any OpenID Connect issuer (MSAL's ``oidc_authority``). msal, msal-extensions and
@@ -31,6 +33,7 @@ from .device_flow import (
     PENDING,
     POLL_INTERVAL,
     PendingSignIn,
+    Presenter,
     bounded,
     check_not_dead_on_arrival,
     oauth_error,
@@ -53,6 +56,12 @@ RESERVED_SCOPES = {"openid", "profile", "offline_access"}  # MSAL adds them itse
 SIGN_IN_AGAIN = ("interaction_required", "invalid_grant", "login_required", "consent_required")
 KEYRING_SERVICE = "credhelper-azure"
 MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
+FLOWS = ("auto", "browser", "device_code")
+PROMPTS = ("login", "consent", "select_account")  # MSAL's msal.Prompt values that ask
+# Seconds of a browser sign-in's budget kept for redeeming the code once it arrives, and
+# the least worth opening a browser for.
+AFTER_BROWSER = 5.0
+MIN_BROWSER = 10.0
 
 
 class AzureProvider(Provider):
@@ -85,6 +94,18 @@ class AzureProvider(Provider):
         Setting("ca_cert", "path", credential=False,
                 help="CA certificate (PEM), trusted alone; default: the system CAs and "
                      "REQUESTS_CA_BUNDLE"),
+        Setting("flow", "choice", "auto", choices=FLOWS, credential=False,
+                help="how a person signs in: browser (MSAL's interactive sign-in, redirect to "
+                     "http://localhost), device_code, or auto: browser where one can open "
+                     "(macOS, Windows, WSL, a Linux desktop; not over SSH), else device_code"),
+        Setting("prompt", "choice", None, choices=PROMPTS, credential=False,
+                help="browser sign-in: the OpenID prompt to send (default none: the provider "
+                     "decides; consent is what a generic OpenID issuer needs before it hands "
+                     "out a refresh token)"),
+        Setting("broker", "bool", False, credential=False,
+                help="browser sign-in through the OS broker where MSAL supports one (WAM on "
+                     "Windows, Company Portal on Apple Silicon Macs); needs msal[broker]; "
+                     "untested by this project"),
     )
 
     # ------------------------------------------------------------ configuration
@@ -249,14 +270,25 @@ class AzureProvider(Provider):
             kwargs["authority"] = authority
         else:
             kwargs["oidc_authority"] = authority
+        if self.config["broker"]:
+            # MSAL's documented opt-in; it applies each only on its own platform (and only
+            # to Entra authorities), and falls back to the browser where the broker does
+            # not start. Without pymsalruntime it raises ImportError on Windows and macOS.
+            kwargs.update(enable_broker_on_windows=True, enable_broker_on_mac=True)
         # The constructor fetches the discovery document (and, for Entra, instance metadata).
-        return self._msal(request, "discovery", msal.PublicClientApplication,
-                          self.config["client_id"], config_error=True, **kwargs)
+        try:
+            return self._msal(request, "discovery", msal.PublicClientApplication,
+                              self.config["client_id"], config_error=True, **kwargs)
+        except ImportError as exc:
+            raise ConfigError(f"[azure] broker = true: {exc}"[:300],
+                              hint="install msal[broker], or set broker = false") from None
 
-    def _msal(self, request, what: str, fn, *args, config_error: bool = False, **kwargs):
+    def _msal(self, request, what: str, fn, *args, config_error: bool = False,
+              once: bool = False, **kwargs):
         """One MSAL call, retried by the one rule of ``credhelper.net`` (429 and 5xx within
         the deadline, after the server's Retry-After when it sends one; a POST that got 500
-        never); network and TLS failures become exit 4."""
+        never); network and TLS failures become exit 4. ``once``: never retried (a browser
+        sign-in: the person would be sent through the pages again)."""
         authority = self.authority()[0]
         retry = net.Retry(request)
         while True:
@@ -264,8 +296,10 @@ class AzureProvider(Provider):
                 return fn(*args, **kwargs)
             except net.Overloaded as exc:
                 path = urlsplit(exc.response.url or "").path
-                retry.after(exc, f"{authority} answered HTTP {exc.status} to {exc.method} "
-                            f"{path} ({what})")
+                said = f"{authority} answered HTTP {exc.status} to {exc.method} {path} ({what})"
+                if once:
+                    raise BackendUnavailable(said) from None
+                retry.after(exc, said)
             except Exception as exc:
                 error = net.failure(exc, authority,
                                     ca_setting="[azure] ca_cert (or REQUESTS_CA_BUNDLE)",
@@ -318,10 +352,88 @@ class AzureProvider(Provider):
             request = self._active = request.signing_in()
             before = cache.serialize()
             try:
-                result = self._device_flow(request, app, scopes, pending, started)
+                result = self._sign_in(request, app, scopes, pending, started)
             finally:
                 self._save_sign_in(request, cache, store, before)
         return self._credential(request, result)
+
+    def _sign_in(self, request, app, scopes, pending: PendingSignIn,
+                 started: dict | None) -> dict:
+        """A person signs in: first a device sign-in an earlier run started (one code per
+        sign-in, in any context), else the configured flow."""
+        shown = Presenter.of(request, self)
+        flow, why = self.flow(shown)
+        if started is None and flow == "browser":
+            request.log.debug(f"browser sign-in ({why})")
+            return self._browser_flow(request, app, scopes, shown)
+        if started is None:
+            request.log.debug(f"device code sign-in ({why})")
+        return self._device_flow(request, app, scopes, pending, started)
+
+    def flow(self, shown: Presenter) -> tuple[str, str]:
+        """("browser" or "device_code", why). auto: the browser where the presenter can
+        open one (browser_command set; macOS and Windows but not over SSH; WSL; a Linux
+        desktop session), else the device code."""
+        chosen = self.config["flow"]
+        if chosen != "auto":
+            return chosen, f'flow = "{chosen}"'
+        if shown.can_open_browser():
+            return "browser", "flow = \"auto\" and a browser can open here"
+        return "device_code", "flow = \"auto\" and no browser can open here"
+
+    def _browser_flow(self, request, app, scopes, shown: Presenter) -> dict:
+        """MSAL's interactive sign-in: it listens on http://localhost:<free port>, opens the
+        authorization URL through Python's webbrowser module (here: the presenter, which
+        honours browser_command, opens the Windows browser in WSL and tells a person
+        without a terminal who is asking) or hands the sign-in to the broker, and redeems
+        the code that arrives, all within this run's sign-in deadline. Unlike a device
+        code, nothing of it can outlive the run (the answer comes to this process's
+        listener), so a sign-in cut short by the budget exits 3 and the next interactive
+        run opens the browser again."""
+        import msal
+
+        authority = self.authority()[0]
+        left = request.login_deadline - request.monotonic() - AFTER_BROWSER
+        hint = (f"{LOGIN_HINT} (no app time limit), or set [azure] flow = \"device_code\" "
+                "to sign in from another device")
+        if left < MIN_BROWSER:
+            raise LoginRequired(f"too little of this run's time is left for a browser "
+                                f"sign-in at {authority} ({max(0, int(left))}s)", hint)
+        _open_with(shown, authority)
+
+        def launching(ui: str = "browser", **_) -> None:
+            request.log.debug(f"MSAL opens the {ui}; waiting up to {int(left)}s")
+            if ui == "broker":  # the OS's own sign-in window: no address to show
+                shown.notice(f"Sign in at {authority} in the window that opened")
+
+        kwargs: dict[str, Any] = {
+            "prompt": self.config.get("prompt"), "login_hint": self.config.get("username"),
+            "timeout": int(left), "on_before_launching_ui": launching}
+        if self.config["broker"]:
+            # A console program has no window of its own to parent the broker's dialog.
+            kwargs["parent_window_handle"] = app.CONSOLE_WINDOW_HANDLE
+        try:
+            result = self._msal(request, "the browser sign-in", app.acquire_token_interactive,
+                                scopes, once=True, **kwargs)
+        except msal.BrowserInteractionTimeoutError:
+            raise LoginRequired(f"the browser sign-in at {authority} was not finished within "
+                                f"this run's time ({int(left)}s)", hint) from None
+        except OSError as exc:
+            if exc.errno is None:  # not the socket of MSAL's listener
+                raise
+            raise BackendUnavailable(f"cannot listen on loopback for the browser sign-in: "
+                                     f"{exc.strerror or exc}") from None
+        self._register(request, result)
+        if "error" in result:
+            raise oauth_error(result.get("error"), result.get("error_description"),
+                              authority, LOGIN_HINT, "device")
+        if not result.get("refresh_token") and result.get("token_source") != "broker":
+            request.log.warning(
+                "the provider issued no refresh token: the next run after this token expires "
+                "needs a new sign-in" + ("" if self.authority()[1] else
+                                         ' (set [azure] prompt = "consent": a generic OpenID '
+                                         "issuer grants offline_access only then)"))
+        return result
 
     def _pending_name(self, scopes: list[str]) -> str:
         return f"{self._digest()}\0{' '.join(sorted(scopes))}"
@@ -410,9 +522,9 @@ class AzureProvider(Provider):
                                                            *CODE_LIFETIME),
                        "msal_flow": flow}
             pending.save(started)
-            present(request, pending.prompt(started))
+            present(request, pending.prompt(started), self)
         elif request.interactive:
-            present(request, pending.prompt(started))
+            present(request, pending.prompt(started), self)
         flow = dict(started.get("msal_flow") or {})
         if flow.get("device_code") != started["device_code"]:
             pending.clear()
@@ -483,17 +595,17 @@ class AzureProvider(Provider):
     # ------------------------------------------------------------ login / logout / status / doctor
 
     def login(self, request) -> None:
-        """Sign in to Microsoft Entra ID now with a device code and keep MSAL's token
-        cache, so that later runs get new tokens silently."""
+        """Sign in to Microsoft Entra ID now (in the browser, or with a device code) and
+        keep MSAL's token cache, so that later runs get new tokens silently."""
         scopes = self._scopes()
-        request = request.signing_in()  # a person is waiting: the longer bound
+        request = self._active = request.signing_in()  # a person is waiting: the longer bound
         with self._cache_lock(request):
             cache, store = self._load(request)
         before = cache.serialize()
         pending = PendingSignIn(request, "azure:" + self._pending_name(scopes))
         try:
             app = self._app(request, cache)
-            self._device_flow(request, app, scopes, pending, pending.load())
+            self._sign_in(request, app, scopes, pending, pending.load())
         finally:
             self._save_sign_in(request, cache, store, before)
 
@@ -568,7 +680,28 @@ class AzureProvider(Provider):
             checks.append(("ok", "authority", f"{self.authority()[0]} answers"))
         except (ConfigError, BackendUnavailable, AccessDenied) as exc:
             checks.append(("fail", "authority", exc.message))
+        try:
+            flow, why = self.flow(Presenter.of(request, self))
+            checks.append(("ok", "sign-in flow", f"{flow.replace('_', ' ')} ({why})" + (
+                "; broker requested (untested by this project)" if self.config["broker"]
+                else "")))
+        except ConfigError as exc:
+            checks.append(("fail", "sign-in flow", exc.message))
         return checks
+
+
+def _open_with(shown: Presenter, where: str) -> None:
+    """Make the presenter the browser that Python's webbrowser module opens first, which
+    is how MSAL opens the sign-in page (MSAL names its own only to prefer Microsoft Edge
+    on Linux). This process runs one sign-in, so the registration is never undone."""
+    import webbrowser
+
+    class Presented(webbrowser.BaseBrowser):
+        def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
+            shown.browser(url, where)  # on a terminal, the address is printed too
+            return True
+
+    webbrowser.register("credhelper", None, Presented("credhelper"), preferred=True)
 
 
 # ---------------------------------------------------------------- the token cache's store

@@ -93,6 +93,10 @@ const provider = new Provider(issuer, {
   clients: [
     publicClient('cli'),
     publicClient('cli-short'),
+    // MSAL's interactive sign-in redirects to http://localhost:<free port> (no path):
+    // oidc-provider matches a native client's loopback redirect whatever its port.
+    { ...publicClient('msal'), redirect_uris: ['http://localhost'] },
+    { ...publicClient('msal-short'), redirect_uris: ['http://localhost'] },
     confidentialClient('svc'),
     confidentialClient('svc-short'),
     ...(exactRedirects.length ? [exactClient('cli-exact', exactRedirects)] : []),
