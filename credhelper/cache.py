@@ -305,8 +305,9 @@ class Lock:
     the run goes on unlocked."""
 
     def __init__(self, directory: str, provider: str, key: str, deadline: float,
-                 log: Log | None = None):
+                 log: Log | None = None, what: str = "the cache"):
         self.path = os.path.join(directory, f"{provider}-{key}.lock")
+        self.what = what  # what the lock guards, for messages
         self.deadline, self.log, self.held = deadline, log, False
         self.directory = directory
         self.lock: Any = None  # fasteners.InterProcessLock, once taken
@@ -328,7 +329,7 @@ class Lock:
         except (OSError, threading.ThreadError) as exc:
             if self.log is not None:
                 reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-                self.log.warning(f"cannot lock the cache ({reason}: {self.path}); "
+                self.log.warning(f"cannot lock {self.what} ({reason}: {self.path}); "
                                  "going on without the lock")
             return self
         self.timed_out = not got
@@ -340,7 +341,8 @@ class Lock:
         caller then serves a still-valid cached credential, stale-if-error."""
         if self.timed_out:
             raise BackendUnavailable(
-                "the deadline passed while another credhelper run held the cache lock",
+                f"the deadline passed while another credhelper run held the lock on "
+                f"{self.what}",
                 hint=f"if no other run is active, remove {self.path}",
             )
 

@@ -431,7 +431,8 @@ def state_lock(request, provider: str, name: str):
     if directory is None:  # a state kept in memory (in-process tests): one process
         return _NoLock()
     digest = hashlib.sha256(name.encode()).hexdigest()[:24]
-    return Lock(directory, provider, f"state-{digest}", request.deadline, request.log)
+    return Lock(directory, provider, f"state-{digest}", request.deadline, request.log,
+                what=f"the {provider} sign-in state")
 
 
 class _NoLock:

@@ -439,7 +439,7 @@ class VaultProvider(Provider):
             if not c.get("client_cert") or not c.get("client_key"):
                 raise ConfigError("auth = cert needs [vault] client_cert and client_key",
                                   hint="or VAULT_CLIENT_CERT and VAULT_CLIENT_KEY")
-            if not c["address"].startswith("https://"):
+            if not c["address"].lower().startswith("https://"):
                 raise ConfigError("auth = cert needs an https:// address (a TLS client "
                                   "certificate)")
             for name in ("client_cert", "client_key"):  # hvac would raise FileNotFoundError
@@ -835,7 +835,7 @@ class Vault:
         # What the call under way is, for the adapter's retry rule and messages.
         self.what, self.idempotent = "", True
         # Plain http (loopback only) needs no TLS file, so a stale one is no error there.
-        https = self.address.startswith("https://")
+        https = self.address.lower().startswith("https://")
         ca, cert, key = (config.get(k) if https else None
                          for k in ("ca_cert", "client_cert", "client_key"))
         session = request.session(ca, cert, key,

@@ -306,9 +306,9 @@ def test_a_lock_held_past_the_deadline_serves_the_cache_or_exits_4(counting_env)
         p = run("counting", env)
         assert 0.9 <= time.monotonic() - started < 6
         assert p.returncode == 0 and p.stdout == f"{CANARY}\n".encode(), p.stderr
-        assert "held the cache lock; serving the cached credential" in p.stderr
+        assert "held the lock on the cache; serving the cached credential" in p.stderr
         _age_entry(counting_env, -1)  # expired: nothing to fall back on
-        assert_failure(run("counting", env), 4, "another credhelper run held the cache lock",
+        assert_failure(run("counting", env), 4, "another credhelper run held the lock on the cache",
                        ".lock")
     finally:
         lock.release()

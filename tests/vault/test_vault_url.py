@@ -74,3 +74,15 @@ def test_a_user_and_password_in_the_address_are_refused_unechoed(base_env, lab):
     failure(run("credhelper-vault", env), 2, "user name or password")
     p = run(["credhelper", "doctor", "-p", "vault"], env)
     assert CANARY.encode() not in p.stdout and "user name or password" in p.stdout.decode()
+
+
+def test_an_upper_case_https_address_is_tls_with_its_ca_and_client_certificate(base_env, lab):
+    """URL schemes are case-insensitive: HTTPS:// gets the CA and the client certificate
+    (it was taken for plain http, so cert auth refused it and no CA was loaded)."""
+    from .vaultkit import expect_token
+
+    address = "HTTPS://" + lab.server.tls_address.removeprefix("https://")
+    env = helper_env(base_env, address, auth="cert", role="gateway", ca_cert=lab.ca_pem,
+                     client_cert=lab.client_cert, client_key=lab.client_key,
+                     secret="secret/gateway", field="token")
+    expect_token(run(["credhelper-vault"], env), lab.values["kv2"])
