@@ -48,6 +48,11 @@ def check_token(token: object, source: str) -> str:
     return token
 
 
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be sent as a credential (kind and position), or None."""
+    return _unsendable(token, spaces=False)
+
+
 def check_backend_headers(headers: object, source: str) -> dict[str, str]:
     """Headers a backend returns with its credential: HTTP token names, and values that are
     visible ASCII with single spaces inside (RFC 9110 field values, without tabs or the

@@ -129,6 +129,12 @@ def read_secret(stdin, stderr, prompt: str) -> str:
         raise ConfigError("empty secret: nothing stored")
     if any(c in secret for c in "\r\n\0") or secret != secret.strip():
         raise ConfigError("the secret must be one line without surrounding whitespace")
+    from credhelper.output import token_problem
+
+    problem = token_problem(secret)  # what a run would refuse to print (exit 5) later
+    if problem:
+        raise ConfigError(f"the secret is not a valid HTTP header value: {problem}; nothing "
+                          "stored", hint="a gateway credential is visible ASCII without spaces")
     return secret
 
 

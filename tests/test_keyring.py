@@ -208,3 +208,12 @@ def test_mid_session_refresh_reads_an_item_changed_behind_the_cache(keyring_env)
     assert p.returncode == 0, p.stderr
     assert p.stdout == f"{CANARY}-new\n".encode() and "forced refresh" in p.stderr
     assert run("credhelper-keyring", env).stdout == f"{CANARY}-new\n".encode()  # cached
+
+
+def test_store_refuses_what_no_run_could_print(keyring_env):
+    """Checked when stored, not first when the app asks: a space, a control character or
+    bytes that are not UTF-8 exit 2 and store nothing (non-UTF-8 was exit 4)."""
+    for secret in (b"canary-a b\n", b"canary-\x0bx\n", b"canary-\xff\xfe\n"):
+        p = run(["credhelper-keyring", "store"], keyring_env, input=secret)
+        assert_failure(p, 2, "not a valid HTTP header value")
+        assert_failure(run("credhelper-keyring", keyring_env), 5, "nothing stored")
