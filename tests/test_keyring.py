@@ -109,7 +109,7 @@ def test_umbrella_get_status_cache_and_doctor(keyring_env):
     assert doctor.returncode == 0, doctor.stdout
     text = doctor.stdout.decode()
     assert "stored secret: present" in text and "inferenceCredentialHelper" in text
-    assert "shorter than the app's TTL (1h, the app's default)" in text  # a 30-minute JWT vs a 1-hour TTL
+    assert "shorter than the app keeps a credential (1h, the app's default)" in text  # a 30-minute JWT vs a 1-hour TTL
     assert token not in text
     report = json.loads(run(["credhelper", "doctor", "--json", "-p", "keyring"], keyring_env).stdout)
     assert {s["title"] for s in report["sections"]} >= {"context", "cache", "provider keyring"}
