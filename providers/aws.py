@@ -16,6 +16,11 @@ every answer by credhelper.net's size cap (botocore would read any answer whole)
 No library asks a person anything: botocore's assume-role provider would read an MFA code
 with getpass on stdin; ours (``_Aws.mfa_code``) asks only in the interactive context, and
 the role sessions it gets are cached in ``~/.aws/cli/cache``, shared with the AWS CLI.
+
+A profile that signs in through an ``sso_session`` (IAM Identity Center) whose token is
+missing or spent is signed in here, in the interactive context, as ``aws sso login
+--use-device-code`` does (``_SsoSignIn``): the token goes to ``~/.aws/sso/cache`` in the
+AWS CLI's format, where botocore (and the AWS CLI) use and refresh it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from credhelper.providers import aws_verify
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 # external_id may name where it is kept (credhelper.secretref); in clear it is fine: AWS
 # calls an external ID an identifier, not a secret.
@@ -68,6 +74,10 @@ class _CredentialsExpired(AccessDenied):
     whether the credentials used can be resolved again into new ones."""
 
     refreshable = False
+
+
+class _SsoSignInNeeded(LoginRequired):
+    """botocore found no usable IAM Identity Center token (missing, expired, refused)."""
 
 
 class AwsProvider(Provider):
@@ -376,8 +386,10 @@ class _Aws:
 
     # -------------------------------------------------------- credentials
 
-    def credentials(self) -> _Keys:
-        """The chain's credentials, then the role_arn hop when one is configured."""
+    def credentials(self, signed_in: bool = False) -> _Keys:
+        """The chain's credentials, then the role_arn hop when one is configured. When
+        they need an IAM Identity Center sign-in of an sso-session, it happens here (see
+        ``_SsoSignIn``), and the chain is resolved again, once."""
         try:
             # Clients botocore makes for itself (AssumeRole in a profile, SSO) are bounded too.
             self.session.set_default_client_config(self.client_config())
@@ -394,7 +406,12 @@ class _Aws:
         except AccessDenied:
             raise
         except Exception as exc:
-            raise self.translate(exc, "resolving AWS credentials") from None
+            error = self.translate(exc, "resolving AWS credentials")
+            sso = _SsoSignIn.of(self) if isinstance(error, _SsoSignInNeeded) else None
+            if sso is None or signed_in:
+                raise error from None
+            sso.run(error)
+            return self.credentials(signed_in=True)
         from botocore.credentials import RefreshableCredentials
 
         # botocore has no public expiry of refreshable credentials (get_frozen_credentials
@@ -631,7 +648,7 @@ class _Aws:
             "UnauthorizedSSOTokenError", "SSOTokenLoadError", "TokenRetrievalError",
             "SSOError") if hasattr(bx, n))
         if isinstance(exc, sso_errors):
-            return LoginRequired(
+            return _SsoSignInNeeded(
                 f"the AWS SSO session for profile {profile!r} has expired or is missing"
                 + ("" if self.request.interactive else
                    f", and this run may not ask ({self.request.context} context)"),
@@ -729,6 +746,221 @@ class _Aws:
             return ("an administrator of the account must enable it once: "
                     "aws iam enable-outbound-web-identity-federation")
         return "check the IAM policy of the caller (credhelper status shows who that is)"
+
+
+class _SsoSignIn:
+    """An IAM Identity Center sign-in for an ``sso-session`` of ~/.aws/config, made in the
+    helper as ``aws sso login --use-device-code`` makes it: SSO OIDC RegisterClient (a
+    public client, with the session's sso_registration_scopes), StartDeviceAuthorization,
+    the verification URI and code shown by the shared presenter, CreateToken polled within
+    the run's sign-in deadline. The token is written where and as the AWS CLI writes it,
+    ``~/.aws/sso/cache/<sha1 of the session name>.json`` (accessToken, expiresAt,
+    refreshToken, clientId, clientSecret, registrationExpiresAt, region, startUrl), so the
+    AWS CLI and botocore's SSO token provider use it and refresh it from then on.
+
+    A sign-in the person has not finished when the run ends is kept (device_flow's
+    PendingSignIn, with the registration it needs to poll), and the next run in any
+    context polls that same one: one code per sign-in. Its calls go where botocore sends
+    its own SSO OIDC calls (AWS_ENDPOINT_URL_SSO_OIDC, the services section of the
+    config), not to [aws] endpoint_url."""
+
+    DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+    CACHE_DIR = ("~", ".aws", "sso", "cache")
+    SLOW_DOWN = 5.0  # seconds added to the interval on SlowDownException (RFC 8628)
+
+    def __init__(self, aws: _Aws, profile: str, name: str, session: dict):
+        self.aws, self.profile, self.name = aws, profile, name
+        self.start_url, self.region = session["sso_start_url"], session["sso_region"]
+        self.scopes = [s.strip() for s in str(session.get("sso_registration_scopes") or "")
+                       .split(",") if s.strip()]
+        self.where = f"IAM Identity Center ({self.start_url})"
+        self.hint = (f"run: aws sso login --profile {profile}, or run credhelper-aws in a "
+                     "terminal: it signs in itself")
+
+    @classmethod
+    def of(cls, aws: _Aws) -> _SsoSignIn | None:
+        """The sign-in for the profile in use, or the first profile of its source_profile
+        chain, that names an sso_session; None when none does (a legacy SSO profile, with
+        sso_start_url in the profile itself, is left to `aws sso login`)."""
+        config = aws.session.full_config
+        profiles, sessions = config.get("profiles", {}), config.get("sso_sessions", {})
+        name = aws.session.get_config_variable("profile") or "default"
+        seen: set[str] = set()
+        while isinstance(profiles.get(name), dict) and name not in seen:
+            seen.add(name)
+            session_name = profiles[name].get("sso_session")
+            if session_name:
+                session = sessions.get(session_name)
+                if not (isinstance(session, dict) and session.get("sso_start_url")
+                        and session.get("sso_region")):
+                    return None  # botocore says what is missing
+                return cls(aws, name, session_name, session)
+            name = profiles[name].get("source_profile")
+        return None
+
+    def run(self, needed: LoginRequired) -> None:
+        """Sign in (or finish the sign-in an earlier run started) and write the token;
+        LoginRequired (exit 3) when this run may not ask, or the person is not done yet."""
+        from .device_flow import PendingSignIn, Presenter, state_lock
+
+        aws = self.aws
+        request = aws.request
+        pending = PendingSignIn(request, f"aws-sso:{self.name}\0{self.start_url}\0{self.region}")
+        with state_lock(request, "aws", "sso:" + self.name) as lock:
+            lock.check()  # exit 4 at the deadline while another run starts this sign-in
+            started = pending.load()
+            if started is None:
+                request.require_interactive(
+                    f"the AWS SSO session for profile {self.profile!r} (sso-session "
+                    f"{self.name!r}) has expired or is missing", self.hint)
+            if request.interactive:  # a person is waiting: the longer bound
+                aws.request = request = request.signing_in()
+            shown = Presenter.of(request, aws)
+            if started is None:
+                aws.log.debug(f"{needed.message}: signing in to {self.where}")
+                started = self._start(request)
+                pending.save(started)
+                shown.code(pending.prompt(started))
+            elif request.interactive:
+                aws.log.debug(f"resuming the sign-in started earlier ({started['user_code']})")
+                shown.code(pending.prompt(started))
+        for name in ("client_secret", "device_code"):
+            request.log.secret(started.get(name))
+        token = self._poll(request, pending, started)
+        self._write(request, started, token)
+        pending.clear()
+
+    # -------------------------------------------------------- SSO OIDC
+
+    def _client(self, request):
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        left = request.remaining()
+        # SSO OIDC takes no signature (as botocore's own SSO token provider calls it).
+        config = self.aws.client_config().merge(Config(signature_version=UNSIGNED,
+                                                       read_timeout=max(0.1, min(left, 15.0))))
+        return self.aws.session.create_client("sso-oidc", region_name=self.region,
+                                              config=config)
+
+    def _call(self, request, operation: str, *, flow_codes: tuple[str, ...] = (), **params):
+        """One SSO OIDC call, retried by credhelper.net's rule; an error whose code is in
+        ``flow_codes`` is returned (the device flow's answers), every other raised as a
+        contract error."""
+        retry = net.Retry(request)
+        what = f"sso-oidc {_camel(operation)}"
+        while True:
+            try:
+                return getattr(self._client(request), operation)(**params), None
+            except Exception as exc:
+                response = getattr(exc, "response", None)
+                code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+                if code in flow_codes:
+                    return None, code
+                error = self.aws.translate(exc, what)
+                status = _retry_status(exc)
+                if code == "SlowDownException":  # SSO OIDC's word for throttling (a 400)
+                    status = 429
+                    error = BackendUnavailable(f"{what}: IAM Identity Center asks to slow down")
+                if status is None or not retry.again(status, _retry_after(exc),
+                                                     f"{what}: {error.message}", "POST"):
+                    raise (retry.error(error.message, error.hint) if retry.why
+                           else error) from None
+
+    def _start(self, request) -> dict:
+        """RegisterClient and StartDeviceAuthorization: what polling needs, to be saved."""
+        from .device_flow import CODE_LIFETIME, bounded
+
+        register: dict[str, Any] = {"clientName": f"credhelper-{self.name}"[:64],
+                                    "clientType": "public"}
+        if self.scopes:
+            register["scopes"] = self.scopes
+        client, _ = self._call(request, "register_client", **register)
+        request.log.secret(client.get("clientSecret"))
+        device, _ = self._call(request, "start_device_authorization",
+                               clientId=client["clientId"], clientSecret=client["clientSecret"],
+                               startUrl=self.start_url)
+        request.log.secret(device.get("deviceCode"))
+        if not all(isinstance(device.get(k), str) and device[k]
+                   for k in ("deviceCode", "userCode", "verificationUri")):
+            raise AccessDenied(f"{self.where} started no device sign-in (its answer lacks the "
+                               "device code, user code or verification URI)")
+        now = request.now()
+        return {"device_code": device["deviceCode"], "user_code": device["userCode"],
+                "verification_uri": device["verificationUri"],
+                "verification_uri_complete": device.get("verificationUriComplete"),
+                "expires_at": now + bounded(device.get("expiresIn"), 600.0, *CODE_LIFETIME),
+                "interval": device.get("interval"),
+                "client_id": client["clientId"], "client_secret": client["clientSecret"],
+                "registration_expires_at": client.get("clientSecretExpiresAt")}
+
+    def _poll(self, request, pending, started: dict) -> dict:
+        """CreateToken until the person approves: within the sign-in deadline in the
+        interactive context, once in any other."""
+        from .device_flow import POLL_INTERVAL, bounded, oauth_error
+
+        interval = bounded(started.get("interval"), 5.0, *POLL_INTERVAL)
+        pending_codes = ("AuthorizationPendingException", "SlowDownException")
+        while True:
+            token, code = self._call(
+                request, "create_token",
+                flow_codes=("ExpiredTokenException", "AccessDeniedException",
+                            "InvalidGrantException", *pending_codes),
+                grantType=self.DEVICE_GRANT, clientId=started["client_id"],
+                clientSecret=started["client_secret"], deviceCode=started["device_code"])
+            if code is None:
+                break
+            if code in ("ExpiredTokenException", "InvalidGrantException"):
+                pending.clear()  # spent: the next run starts a new sign-in
+                raise oauth_error("expired_token", None, self.where, self.hint, "device")
+            if code == "AccessDeniedException":
+                pending.clear()
+                raise oauth_error("access_denied", None, self.where, self.hint, "device")
+            if code == "SlowDownException":
+                interval = min(interval + self.SLOW_DOWN, POLL_INTERVAL[1])
+            if (not request.interactive
+                    or request.monotonic() + interval + 1.0 > request.login_deadline
+                    or started["expires_at"] <= request.now()):
+                if started["expires_at"] <= request.now():
+                    pending.clear()
+                    raise oauth_error("expired_token", None, self.where, self.hint, "device")
+                raise pending.not_finished(started, self.where, self.hint)
+            request.sleep(interval)
+        if not isinstance(token.get("accessToken"), str) or not token["accessToken"]:
+            raise AccessDenied(f"{self.where} answered CreateToken without an access token")
+        for name in ("accessToken", "refreshToken"):
+            request.log.secret(token.get(name))
+        return token
+
+    # -------------------------------------------------------- the AWS CLI's token cache
+
+    def _write(self, request, started: dict, token: dict) -> None:
+        import hashlib
+        import os
+
+        from botocore.utils import JSONFileCache
+
+        now = request.now()
+        lifetime = token.get("expiresIn")
+        lifetime = lifetime if isinstance(lifetime, int) and lifetime > 0 else 3600
+        registered = started.get("registration_expires_at")
+        doc = {"startUrl": self.start_url, "region": self.region,
+               "accessToken": token["accessToken"], "expiresAt": _iso(now + lifetime),
+               "clientId": started["client_id"], "clientSecret": started["client_secret"]}
+        if isinstance(registered, (int, float)) and not isinstance(registered, bool):
+            doc["registrationExpiresAt"] = _iso(float(registered))
+        if isinstance(token.get("refreshToken"), str):
+            doc["refreshToken"] = token["refreshToken"]
+        folder = os.path.expanduser(os.path.join(*self.CACHE_DIR))
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)  # (botocore's would be 0777-umask)
+            # botocore's own writer: a private temporary file, renamed over the old one
+            JSONFileCache(folder)[hashlib.sha1(self.name.encode()).hexdigest()] = doc
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot write the IAM Identity Center token to {folder}: "
+                                     f"{exc.strerror or exc}") from None
+        request.log.debug(f"signed in to {self.where}: token saved in {folder}, "
+                          f"valid until {doc['expiresAt']}")
 
 
 def _read_terminal(prompt: str) -> str:
