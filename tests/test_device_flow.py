@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from test_request import MemoryState as _State, Quiet as _Quiet
 
 from credhelper.log import Log
 from credhelper.provider import Request
-from credhelper.providers.device_flow import (CODE_LIFETIME, POLL_INTERVAL, PendingSignIn,
-                                              bounded)
+from credhelper.providers.device_flow import CODE_LIFETIME, POLL_INTERVAL, PendingSignIn, bounded
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -29,28 +29,6 @@ def test_a_poll_interval_is_clamped_or_the_default(value, expected):
 ])
 def test_a_code_lifetime_is_clamped_or_the_default(value, expected):
     assert bounded(value, 600.0, *CODE_LIFETIME) == expected
-
-
-class _State:
-    def __init__(self):
-        self.docs: dict = {}
-
-    def load(self, name):
-        return self.docs.get(name)
-
-    def save(self, name, doc):
-        self.docs[name] = dict(doc)
-
-    def delete(self, name):
-        self.docs.pop(name, None)
-
-
-class _Quiet:
-    def write(self, text):
-        return len(text)
-
-    def flush(self):
-        pass
 
 
 @pytest.mark.parametrize("expires_at", [math.nan, math.inf, "soon", True])

@@ -122,3 +122,23 @@ def mfa_env(aws_env, iam_user):
     aws_env["AWS_ENDPOINT_URL"] = aws_env.pop("CREDHELPER_AWS_ENDPOINT_URL")
     aws_env["AWS_PROFILE"] = "mfa"
     return aws_env
+
+
+@pytest.fixture(scope="session")
+def tls_moto(tmp_path_factory):
+    """A second moto server over https, its certificate from a test CA: (server, CA file)."""
+    import trustme
+
+    folder = tmp_path_factory.mktemp("moto-tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    files = (folder / "server.pem", folder / "server.key", folder / "ca.pem")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(files[0]))
+    cert.private_key_pem.write_to_path(str(files[1]))
+    ca.cert_pem.write_to_path(str(files[2]))
+    try:
+        server = MotoServer(folder / "moto.log", tls=files).start()
+    except Exception as exc:
+        pytest.fail(f"cannot start the TLS moto server: {exc}")
+    yield server, str(files[2])
+    server.stop()

@@ -9,35 +9,14 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from conftest import assert_failure
-from motoserver import MotoServer
-from proxyserver import PROXY_PASSWORD, PROXY_USER, auth_proxy, http_proxy, proxies, proxy_env  # noqa: F401
-
 from openbao import free_port
+from proxyserver import PROXY_PASSWORD, PROXY_USER, auth_proxy, http_proxy, proxies, proxy_env  # noqa: F401
 
 from .helpers import assert_clean, aws, token_of
 
 WRONG_PASSWORD = "canary-wrong-proxy-pw"
 
-
-@pytest.fixture(scope="module")
-def tls_moto(tmp_path_factory):
-    import trustme
-
-    folder = tmp_path_factory.mktemp("moto-tls-proxy")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    files = (folder / "server.pem", folder / "server.key", folder / "ca.pem")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(files[0]))
-    cert.private_key_pem.write_to_path(str(files[1]))
-    ca.cert_pem.write_to_path(str(files[2]))
-    try:
-        server = MotoServer(folder / "moto.log", tls=files).start()
-    except Exception as exc:
-        pytest.fail(f"cannot start the TLS moto server: {exc}")
-    yield server, str(files[2])
-    server.stop()
 
 
 def test_through_the_proxy(aws_env, sts_proxy, proxies):

@@ -1,30 +1,9 @@
 """TLS, AWS_CA_BUNDLE and proxies: a second real moto server serving https with a
 certificate from a test CA (trustme), and the recording proxy used as an HTTP proxy."""
 
-import pytest
 from conftest import assert_failure
-from motoserver import MotoServer
 
 from .helpers import assert_clean, aws, token_of
-
-
-@pytest.fixture(scope="module")
-def tls_moto(tmp_path_factory):
-    import trustme
-
-    folder = tmp_path_factory.mktemp("moto-tls")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    files = (folder / "server.pem", folder / "server.key", folder / "ca.pem")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(files[0]))
-    cert.private_key_pem.write_to_path(str(files[1]))
-    ca.cert_pem.write_to_path(str(files[2]))
-    try:
-        server = MotoServer(folder / "moto.log", tls=files).start()
-    except Exception as exc:
-        pytest.fail(f"cannot start the TLS moto server: {exc}")
-    yield server, str(files[2])
-    server.stop()
 
 
 def test_aws_ca_bundle_is_honoured(aws_env, tls_moto):
