@@ -121,13 +121,7 @@ class Listener:
                            else DONE_PAGE)
 
             def _page(self, status: int, text: str) -> None:
-                body = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
+                send_page(self, status, text)
 
             def log_message(self, *args):  # the query holds the code: never log it
                 pass
@@ -316,3 +310,15 @@ def _read_pasted(listener: Listener, log) -> None:
                 return
             log.info("that is not the address the browser ended on for this sign-in; paste "
                      "it again (all of it, or the code= value)")
+
+
+def send_page(handler: BaseHTTPRequestHandler, status: int, text: str) -> None:
+    """Answer the browser's redirect with a small HTML page, never cached (it ends a
+    sign-in: the Vault oidc callback uses it too)."""
+    body = text.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "text/html; charset=utf-8")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("Cache-Control", "no-store")
+    handler.end_headers()
+    handler.wfile.write(body)

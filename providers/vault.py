@@ -1176,13 +1176,9 @@ class _Callback:
     def _page(handler, status: int, title: str, text: str) -> None:
         import html
 
-        body = PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "text/html; charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Cache-Control", "no-store")
-        handler.end_headers()
-        handler.wfile.write(body)
+        from credhelper.providers.loopback import send_page
+
+        send_page(handler, status, PAGE.format(title=html.escape(title), text=html.escape(text)))
 
     def wait(self, state: str) -> dict | None:
         """The redirect's fields for ``state`` once the browser brings them, or None when

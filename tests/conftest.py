@@ -182,6 +182,16 @@ def fetches(env) -> list[str]:
         return []
 
 
+def presented(env) -> str:
+    """What the recording desktop tools (xdg-open, notify-send, ...) of an environment made
+    by ``tests/oidc/conftest.py desktop_env`` were asked to show, one line each."""
+    try:
+        with open(env["PRESENTER_RECORD"]) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def assert_failure(proc, code: int, *phrases: str):
     """A contract failure: the exit code, nothing on stdout, a clear line on stderr."""
     assert proc.returncode == code, (proc.returncode, proc.stderr)

@@ -21,7 +21,7 @@ import sys
 import time
 
 import pytest
-from conftest import assert_failure, script
+from conftest import assert_failure, presented, script
 
 from .conftest import ACCOUNT
 from .helpers import assert_clean, aws, aws_config, token_of
@@ -88,14 +88,6 @@ def drop_cached(env) -> None:
     for name in os.listdir(env["CREDHELPER_CACHE_DIR"]):
         if name.startswith("aws-") and name.endswith(".v1.json"):
             os.unlink(os.path.join(env["CREDHELPER_CACHE_DIR"], name))
-
-
-def presented(env) -> str:
-    try:
-        with open(env["PRESENTER_RECORD"]) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
 
 
 def signing_in(env, center, decision: str | None = "approve", timeout: float = 40):

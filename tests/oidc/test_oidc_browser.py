@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_failure, run, script
+from conftest import assert_failure, presented, run, script
 from services import MINTED_SECRETS
 
 from credhelper import jwt
@@ -49,14 +49,6 @@ def browsed(env) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         return []
-
-
-def presented(env) -> str:
-    try:
-        with open(env["PRESENTER_RECORD"]) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
 
 
 def listening(port: int) -> socket.socket:
