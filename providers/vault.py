@@ -415,6 +415,9 @@ class VaultProvider(Provider):
                                        clear=secretref.ENVIRONMENT) if found else None)
             if password is None:
                 password = self._prompt_password(request, auth, username, found)
+                # A person just typed it, maybe for longer than `timeout`: the login that
+                # follows has the sign-in's deadline, as the prompt had.
+                vault.request = vault.request.signing_in()
             if auth == "userpass":  # hvac puts the user name in the path as it is
                 return methods.userpass.login, dict(username=_quote(username),
                                                     password=password, mount_point=mount)

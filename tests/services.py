@@ -80,14 +80,15 @@ def quiet_server(handle, tls_context=None):
     return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
 
-def fake_zenity(env, tmp_path, answer: str, exit_code: int = 0) -> str:
-    """A stand-in zenity on PATH that records its arguments and answers on stdout."""
+def fake_zenity(env, tmp_path, answer: str, exit_code: int = 0, delay: float = 0) -> str:
+    """A stand-in zenity on PATH that records its arguments and answers on stdout (after
+    ``delay`` seconds: a person taking their time)."""
     folder = tmp_path / "desktop-bin"
     folder.mkdir()
     record = tmp_path / "zenity-args"
     (folder / "zenity").write_text(
         f"#!{sys.executable}\nimport sys\nopen({str(record)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n"
-        f"print({answer!r})\nsys.exit({exit_code})\n")
+        f"import time\ntime.sleep({delay})\nprint({answer!r})\nsys.exit({exit_code})\n")
     os.chmod(folder / "zenity", 0o755)
     env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}"
     env["DISPLAY"] = ":0"

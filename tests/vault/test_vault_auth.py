@@ -144,6 +144,17 @@ def test_password_in_a_desktop_dialog_when_the_app_runs_it(base_env, lab, tmp_pa
     assert "--hide-text" in args and "--text=Vault userpass password for alice" in args
 
 
+def test_a_person_slower_than_timeout_still_signs_in(base_env, lab, tmp_path):
+    """The password took longer to type than the backend's timeout: the login that follows
+    has the sign-in's deadline (login_timeout), not the network one (it exited 4)."""
+    from services import fake_zenity
+
+    env = helper_env(base_env, lab.server.address, auth="userpass", username="alice", **KV2)
+    env.update(CREDHELPER_VAULT_TIMEOUT="2s", CREDHELPER_VAULT_LOGIN_TIMEOUT="30s")
+    fake_zenity(env, tmp_path, PASSWORD, delay=3)
+    expect_token(run("credhelper-vault", env), lab.values["kv2"])
+
+
 def test_a_cancelled_password_dialog_exits_3(base_env, lab, tmp_path):
     from services import fake_zenity
 
