@@ -1,14 +1,18 @@
 """Fixtures for the oidc and azure backends: one real OpenID provider (oidc-provider on
 Node, https with a trustme CA) for the session, and a helper environment per test whose
-desktop tools (xdg-open, notify-send) are recorders, so no browser ever opens.
+desktop tools (xdg-open, notify-send) are recorders, so no browser ever opens unless a
+test sets one: ``chromium`` (a real headless Chromium, tests/oidc/chromium_browser.py).
 
-A fixture that cannot start the provider fails the tests (pytest.fail), never skips them.
+A fixture that cannot start the provider, or Chromium, fails the tests (pytest.fail), never
+skips them.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import sys
+import tempfile
 
 import pytest
 
@@ -31,6 +35,21 @@ def idp(tmp_path_factory):
         pytest.fail(f"cannot start the OpenID provider: {exc}")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium(idp) -> str:
+    """The ``browser_command`` that signs in with a real headless Chromium, once it has
+    been seen to start here (scripts/test installs chromium, chromium-driver and
+    libnss3-tools; selenium is in the test extra)."""
+    from . import chromium_browser
+
+    with tempfile.TemporaryDirectory(prefix="chromium-check-") as work:
+        try:
+            chromium_browser.start(work, idp.ca_pem, os.path.join(work, "driver.log")).quit()
+        except Exception as exc:
+            pytest.fail(f"cannot start headless Chromium: {exc.__class__.__name__}: {exc}")
+    return f"{sys.executable} {chromium_browser.__file__}"
 
 
 @pytest.fixture

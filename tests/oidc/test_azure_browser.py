@@ -8,12 +8,14 @@ where one is set, else the system's (xdg-open here, a recorder). The browser com
 here is a small script that starts a driver doing by HTTP what a browser and the person
 would do: GET the authorization URL, log in, consent, and submit the provider's form_post
 page to MSAL's listener on http://localhost:<port>. The driver records what it was handed
-and what the listener answered.
+and what the listener answered. The happy path also runs in a real headless Chromium
+(tests/oidc/chromium_browser.py as browser_command).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import subprocess
@@ -26,6 +28,7 @@ from conftest import assert_failure, run, script
 
 from credhelper import jwt
 
+from .chromium_browser import log_tail
 from .idpkit import PASSWORD, approve, user_code_from
 from .test_azure import msal_files
 from .test_oidc import drop_cached, interactive, token_of
@@ -98,9 +101,13 @@ def browser_env(azure_env, idp, tmp_path):
     return env
 
 
-def opened(env) -> list[dict]:
+def opened(env, wait: bool = False) -> list[dict]:
     """What the driver did, one entry per time MSAL's sign-in page was opened (the
-    presenter opens a device code's verification page with browser_command too)."""
+    presenter opens a device code's verification page with browser_command too).
+    ``wait``: the driver runs on detached from the helper; give it time to record."""
+    deadline = time.monotonic() + (15 if wait else 0)
+    while wait and not os.path.exists(env["BROWSER_RECORD"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
         with open(env["BROWSER_RECORD"]) as f:
             entries = [json.loads(line) for line in f if line.strip()]
@@ -109,8 +116,14 @@ def opened(env) -> list[dict]:
     return [e for e in entries if "/auth?" in e["url"]]
 
 
-def test_browser_sign_in_then_silent_second_run(browser_env, idp):
+@pytest.mark.parametrize("driver", ["http", "chromium"])
+def test_browser_sign_in_then_silent_second_run(browser_env, idp, driver, request):
+    """The pages driven over HTTP (DRIVER), and in a real headless Chromium, which runs
+    the provider's form_post page's own script to post the answer to MSAL's listener."""
     env = {**browser_env, "CREDHELPER_AZURE_PROMPT": "consent"}
+    if driver == "chromium":
+        env.update(CREDHELPER_AZURE_BROWSER_COMMAND=request.getfixturevalue("chromium"),
+                   BROWSER_USER="dave")
     stats = idp.stats()
     started = time.monotonic()
     first = run(["credhelper-azure"], interactive(env))
@@ -122,14 +135,19 @@ def test_browser_sign_in_then_silent_second_run(browser_env, idp):
     with open(env["PRESENTER_RECORD"]) as f:
         shown = f.read()
     assert f"notify-send --app-name=credhelper credhelper-azure Sign in at {idp.issuer}" in shown
-    [entry] = opened(env)
+    [entry] = opened(env, wait=True)
     # What MSAL sends: http://localhost and a free port, no path; PKCE; the answer posted.
     query = {k: v[0] for k, v in parse_qs(urlsplit(entry["url"]).query).items()}
     assert re.fullmatch(r"http://localhost:\d+", query["redirect_uri"]), query
     assert query["response_mode"] == "form_post" and query["code_challenge_method"] == "S256"
     assert query["prompt"] == "consent" and "offline_access" in query["scope"].split()
-    assert entry["form_action"] == query["redirect_uri"] and "code" in entry["fields"]
-    assert entry["listener"][0] == 200 and "Authentication complete" in entry["listener"][1]
+    if driver == "http":
+        assert entry["form_action"] == query["redirect_uri"] and "code" in entry["fields"]
+        assert entry["listener"][0] == 200 and "Authentication complete" in entry["listener"][1]
+    else:  # the browser ends on MSAL's page, where the provider's page posted the answer
+        assert "error" not in entry, (entry, log_tail(env))
+        assert entry["last"].rstrip("/") == query["redirect_uri"]
+        assert "Authentication complete" in entry["text"], entry
     after = idp.stats()
     assert after.get("authorization_code:200", 0) == stats.get("authorization_code:200", 0) + 1
     assert after.get("device_authorization", 0) == stats.get("device_authorization", 0)

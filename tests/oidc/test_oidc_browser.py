@@ -1,7 +1,8 @@
 """grant = "authorization_code": the browser sign-in with PKCE in the normal run, against
 the real OpenID provider. The person's step goes through the provider's own pages (login
 form, consent form) driven over HTTP by tests/oidc/browser.py, which the helper starts as
-its ``browser_command``; the provider's redirect then lands on the helper's loopback
+its ``browser_command`` (the happy path also in a real headless Chromium,
+tests/oidc/chromium_browser.py); the provider's redirect then lands on the helper's loopback
 listener. Client "cli-exact" registers exact redirect URIs (idp.exact_redirects), so a
 port the provider does not know is refused as it would be by any such provider."""
 
@@ -22,6 +23,7 @@ from services import MINTED_SECRETS
 
 from credhelper import jwt
 
+from .chromium_browser import log_tail
 from .idpkit import free_port, sign_in
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +45,12 @@ def browser_env(oidc_env, idp, tmp_path):
             "CLAUDE_HELPER_CONTEXT": "interactive"}
 
 
-def browsed(env) -> list[dict]:
+def browsed(env, wait: bool = False) -> list[dict]:
+    """What the browser did, one entry per address opened. ``wait``: a browser runs on
+    detached from the helper, and records once it has shown the helper's page and quit."""
+    deadline = time.monotonic() + (15 if wait else 0)
+    while wait and not os.path.exists(env["BROWSER_RECORD"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
         with open(env["BROWSER_RECORD"]) as f:
             return [json.loads(line) for line in f if line.strip()]
@@ -68,15 +75,19 @@ def token_of(proc) -> str:
     return out[:-1]
 
 
-def test_pkce_on_a_fixed_port_through_the_providers_pages(browser_env, idp):
+@pytest.mark.parametrize("driver", ["http", "chromium"])
+def test_pkce_on_a_fixed_port_through_the_providers_pages(browser_env, idp, driver, request):
+    """The pages driven over HTTP (browser.py), and in a real headless Chromium."""
     env = {**browser_env, "CREDHELPER_OIDC_DISPLAY_NAME": "Test gateway", "BROWSER_USER": "erin"}
+    if driver == "chromium":
+        env["CREDHELPER_OIDC_BROWSER_COMMAND"] = request.getfixturevalue("chromium")
     start = time.monotonic()
     proc = run(["credhelper-oidc"], env)
     elapsed = time.monotonic() - start
     token = token_of(proc)
     assert jwt.decode(token)[1]["sub"] == "erin"
-    [seen] = browsed(env)
-    assert "error" not in seen, seen
+    [seen] = browsed(env, wait=True)
+    assert "error" not in seen, (seen, log_tail(env))
     url = seen["url"]
     assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{idp.exact_ports[0]}%2Fcallback" in url
     assert "code_challenge_method=S256" in url and "code_challenge=" in url

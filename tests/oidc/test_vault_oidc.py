@@ -6,11 +6,13 @@ the provider's own login and consent pages. The person's browser is a script the
 first on PATH as `xdg-open`, which the helper's browser opener runs with the sign-in URL:
 it follows the URL with one cookie session, logs in, consents, and lets the final
 redirect reach the helper's loopback listener, as a browser would (HTTP driving of the
-same pages; no headless browser).
+same pages). The first sign-in's test also runs in a real headless Chromium
+(tests/oidc/chromium_browser.py as browser_command).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -24,6 +26,7 @@ from conftest import CANARY, assert_failure, run
 from openbao import OpenBao, free_port
 
 from .conftest import SVC_SECRET
+from .chromium_browser import log_tail
 from .idpkit import PASSWORD
 
 SECRETS = {"gateway": "oidc-kv-" + CANARY, "other": "oidc-other-" + CANARY}
@@ -151,6 +154,17 @@ def wait_for_browser(env, lines: int = 2) -> list[str]:
     return browser_log(env)
 
 
+def chromium_seen(record: str) -> dict:
+    """What tests/oidc/chromium_browser.py recorded, once it has (it runs on detached from
+    the helper, and records when it has shown the helper's page and quit)."""
+    deadline = time.monotonic() + 15
+    while not os.path.exists(record) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(record) as f:
+        [line] = f.readlines()
+    return json.loads(line)
+
+
 def counts(bao: OpenBao, mount: str = "oidc") -> tuple[int, int]:
     return (bao.count_requests(f"auth/{mount}/oidc/auth_url"),
             bao.count_requests(f"auth/{mount}/oidc/callback"))
@@ -162,20 +176,37 @@ def printed(proc) -> str:
     return proc.stdout.decode().rstrip("\n")
 
 
-def test_a_browser_sign_in_then_silent_runs_reuse_the_vault_token(vault_env, bao, idp):
+@pytest.mark.parametrize("driver", ["http", "chromium"])
+def test_a_browser_sign_in_then_silent_runs_reuse_the_vault_token(vault_env, bao, idp, driver,
+                                                                    request):
+    """The pages driven over HTTP (the xdg-open script), and in a real headless Chromium
+    (browser_command)."""
     port = vault_env["CREDHELPER_VAULT_CALLBACK_PORT"]
+    record = os.path.join(os.path.dirname(vault_env["BROWSER_LOG"]), "chromium.jsonl")
+    if driver == "chromium":
+        vault_env = {**vault_env, "BROWSER_RECORD": record,
+                     "CREDHELPER_VAULT_BROWSER_COMMAND": request.getfixturevalue("chromium")}
     before = counts(bao)
     started = time.monotonic()
     proc = run(["credhelper-vault"], vault_env)
     elapsed = time.monotonic() - started
     assert printed(proc) == SECRETS["gateway"]
-    opened, final = wait_for_browser(vault_env)
-    url = urlsplit(opened.removeprefix("open "))
+    if driver == "http":
+        opened, final = wait_for_browser(vault_env)
+        opened = opened.removeprefix("open ")
+        assert final == "final 200 /oidc/callback You are signed in to Vault. You can close " \
+                        "this tab."
+    else:
+        seen = chromium_seen(record)
+        assert "error" not in seen, (seen, log_tail(vault_env))
+        opened = seen["url"]
+        assert urlsplit(seen["last"]).path == "/oidc/callback"
+        assert seen["text"] == "You are signed in to Vault. You can close this tab."
+    url = urlsplit(opened)
     query = parse_qs(url.query)
     assert f"{url.scheme}://{url.netloc}{url.path}" == f"{idp.issuer}/auth"
     assert query["redirect_uri"] == [f"http://localhost:{port}/oidc/callback"]
     assert query["client_id"] == ["vault"] and query["code_challenge_method"] == ["S256"]
-    assert final == "final 200 /oidc/callback You are signed in to Vault. You can close this tab."
     assert counts(bao) == (before[0] + 1, before[1] + 1)
     # No terminal: the shared presenter's notification says who asks and where.
     with open(vault_env["PRESENTER_RECORD"]) as f:
@@ -191,7 +222,10 @@ def test_a_browser_sign_in_then_silent_runs_reuse_the_vault_token(vault_env, bao
     assert printed(proc) == SECRETS["other"]
     assert "using the cached Vault login token" in proc.stderr
     assert counts(bao) == (before[0] + 1, before[1] + 1)
-    assert len(browser_log(vault_env)) == 2
+    assert len(browser_log(vault_env)) == (2 if driver == "http" else 0)
+    if driver == "chromium":
+        with open(record) as f:
+            assert len(f.readlines()) == 1
     hit = run(["credhelper-vault", "--debug"], background)
     assert printed(hit) == SECRETS["other"] and "cache hit" in hit.stderr
 
