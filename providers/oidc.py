@@ -21,6 +21,7 @@ import hashlib
 import time
 
 from credhelper import jwt, net, secretref
+from credhelper.config import check_url
 from credhelper.durations import parse_retry_after
 from credhelper.errors import (
     AccessDenied,
@@ -52,6 +53,10 @@ PERSON_SCOPES = ["openid", "offline_access"]
 MAX_CALL = 15.0  # one HTTP call never takes the whole deadline: leave time to report
 SECRET = secretref.Spec("client_secret", "client secret", secretref.WARN)
 
+
+# The metadata's endpoints this backend sends secrets, codes or tokens to.
+ENDPOINTS = ("token_endpoint", "device_authorization_endpoint", "authorization_endpoint",
+             "revocation_endpoint")
 
 class OidcProvider(Provider):
     name = "oidc"
@@ -209,6 +214,18 @@ class OidcProvider(Provider):
         if str(doc.get("issuer", "")).rstrip("/") != issuer:
             raise ConfigError(f"the metadata at {url} names another issuer: "
                               f"{doc.get('issuer')!r}", hint="set [oidc] issuer to that value")
+        for name in ENDPOINTS:  # where secrets and codes go: checked as the issuer is
+            endpoint = doc.get(name)
+            if endpoint is None:
+                continue
+            try:
+                if not isinstance(endpoint, str):
+                    raise ValueError("it is not a URL")
+                check_url(endpoint)
+            except ValueError as exc:
+                raise ConfigError(f"the metadata at {url} names a {name} that cannot be used: "
+                                  f"{exc}", hint="check [oidc] issuer, or the provider's "
+                                  "configuration") from None
         if tried:
             request.log.debug(f"metadata from {url} (RFC 8414)")
         return doc
