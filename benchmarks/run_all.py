@@ -5,7 +5,7 @@
 (``scripts/bench`` prepares the virtualenv and the Vault binary, then runs this.) Runs,
 one after the other: ``hot_path.py`` inside ``scripts/keyring-session``, ``vault_bench.py``
 (with every ``--binary``), ``vault_miss_profile.py``, ``refresh_bench.py``, ``aws_bench.py``,
-``fleet.py`` (its plot to ``benchmarks/fleet.png`` when matplotlib is installed) and
+``fleet.py`` (its plot to ``docs/fleet.png`` when matplotlib is installed) and
 ``concurrency_bench.py`` (with the one-folder binaries). Each writes its figures as JSON;
 this script puts the headline figures in one table, each against its target, followed by
 every benchmark's own tables. Prints the report and writes it to ``--output`` (default
@@ -126,8 +126,8 @@ def main() -> int:
                   ["aws_bench.py", "--runs", str(runs["aws"])],
                   f".venv/bin/python benchmarks/aws_bench.py --runs {runs['aws']}")
         suite.run("fleet", "Fleet: 10 000 laptops over a working day, refresh_window off and on",
-                  ["fleet.py", "--plot", os.path.join(HERE, "fleet.png")],
-                  ".venv/bin/python benchmarks/fleet.py --plot benchmarks/fleet.png")
+                  ["fleet.py", "--plot", os.path.join(HERE, "..", "docs", "fleet.png")],
+                  ".venv/bin/python benchmarks/fleet.py --plot docs/fleet.png")
         suite.run("concurrency", "Concurrency: 50 cold runs at once",
                   ["concurrency_bench.py", "--runs", "50", *onedir_args],
                   f".venv/bin/python benchmarks/concurrency_bench.py --runs 50{onedir_shown}")
