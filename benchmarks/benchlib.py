@@ -62,7 +62,7 @@ def ratio(samples, reference) -> dict:
     """The ratio as the median of the per-round ratios, with their p10-p90: the samples are
     interleaved round by round, so sample i of both was timed under the same load, and a
     burst of load from elsewhere moves one round's pair rather than one side's median."""
-    paired = [a / b for a, b in zip(samples, reference)]
+    paired = [a / b for a, b in zip(samples, reference, strict=True)]
     lo, hi = p10_p90(paired)
     return {"value": median(paired), "p10": lo, "p90": hi,
             "of_medians": median(samples) / median(reference)}

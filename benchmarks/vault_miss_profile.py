@@ -245,7 +245,7 @@ def measure(args, runs, helper, bao, server, work) -> int:
     # per-round differences (the rounds are interleaved), then their medians
     rounds = list(zip(samples["credhelper-vault, cache miss"], samples["minimal hvac script"],
                       samples["import every module a miss loads, nothing else"],
-                      samples["python -c 'import hvac'"]))
+                      samples["python -c 'import hvac'"], strict=True))
     extra = benchlib.median([m - s for m, s, _, _ in rounds]) * 1000
     extra_imports = benchlib.median([i - h for _, _, i, h in rounds]) * 1000
     extra_work = benchlib.median([(m - i) - (s - h) for m, s, i, h in rounds]) * 1000

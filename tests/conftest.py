@@ -74,7 +74,7 @@ def _assert_private_tree(directory: Path) -> None:
     """Every directory credhelper made is 0700 and every file it wrote 0600."""
     if os.name != "posix" or not directory.is_dir() or directory.is_symlink():
         return
-    for root, dirs, files in os.walk(directory):
+    for root, _dirs, files in os.walk(directory):
         if files:  # a folder credhelper wrote into (its parents are mkdir -p's business)
             assert os.stat(root).st_mode & 0o777 == 0o700, f"{root} is not 0700"
         for name in files:

@@ -102,7 +102,7 @@ def test_retry_backs_off_then_gives_up_after_the_last_retry():
     request, err = make_request(30)
     retry = net.Retry(request)
     started = time.monotonic()
-    for attempt in range(net.MAX_RETRIES):
+    for _attempt in range(net.MAX_RETRIES):
         assert retry.again(502, None, "HTTP 502")
     assert not retry.again(502, None, "HTTP 502")
     assert retry.why == f"gave up after {net.MAX_RETRIES} retries"

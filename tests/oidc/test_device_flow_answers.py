@@ -74,7 +74,7 @@ def test_an_odd_interval_polls_at_a_sane_pace_and_exits_3(base_env, rig, proxy, 
     interval = 1.0 if kind == "negative" else 5.0
     times = polls(proxy)
     assert 1 <= len(times) <= 6 / interval + 1, (kind, len(times))
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert all(gap >= interval - 0.2 for gap in gaps), gaps
 
 
@@ -109,7 +109,7 @@ def test_slow_down_adds_five_seconds_to_the_interval(base_env, rig, proxy, tmp_p
     assert_failure(proc, 3, "is not finished yet")
     times = polls(proxy)
     assert proxy.outcomes(TOKEN)[0] == "injected 400"
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(gaps) >= 1 and all(5.9 <= gap <= 7.0 for gap in gaps), gaps
 
 

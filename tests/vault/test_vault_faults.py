@@ -394,7 +394,7 @@ def _identity_env(base_env, lab):
 @pytest.mark.parametrize("make_env", [_leased_env, _identity_env], ids=["lease", "identity"])
 def test_credential_shorter_than_min_validity_is_printed_with_a_warning(base_env, lab, make_env):
     env, lifetime = make_env(base_env, lab)
-    for attempt in (1, 2):  # not fresh enough to be a cache hit: every run fetches and warns
+    for _attempt in (1, 2):  # not fresh enough to be a cache hit: every run fetches and warns
         started = time.time()
         proc = run("credhelper-vault", env)
         assert proc.returncode == 0, proc.stderr
