@@ -25,6 +25,7 @@ AWS CLI's format, where botocore (and the AWS CLI) use and refresh it.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -84,7 +85,7 @@ class AwsProvider(Provider):
     name = "aws"
     summary = "your AWS identity (STS, Secrets Manager)"
     address_setting = "endpoint_url"
-    ca_setting = None
+    ca_setting = "ca_cert"
     library = "boto3"
     # The setting that fixes the credential's lifetime, per mode (mdm export checks the TTL)
     lifetime_setting = {"presigned-identity": "presign_lifetime",
@@ -120,6 +121,10 @@ class AwsProvider(Provider):
         Setting("version_stage", default="AWSCURRENT", help="secretsmanager: version stage"),
         Setting("endpoint_url", "url", env=("AWS_ENDPOINT_URL",),
                 help="send every AWS call here (VPC endpoint, proxy, test server)"),
+        Setting("ca_cert", "path",
+                help="CA bundle (PEM) to trust for every AWS call, e.g. a company's TLS-"
+                     "inspecting proxy; default: AWS_CA_BUNDLE or the profile's ca_bundle, "
+                     "else botocore's own bundle"),
         Setting("verify", "bool", True,
                 help="presigned-identity: check the credentials with STS before printing"),
     )
@@ -325,6 +330,11 @@ class _Aws:
         net.register_proxy_credentials()
         self.profile = config.get("profile")
         self.session = botocore.session.Session(profile=self.profile)
+        if config.get("ca_cert"):  # for every client, those of credential providers too
+            if not os.path.isfile(config["ca_cert"]):
+                raise ConfigError(f"the CA bundle {config['ca_cert']} does not exist "
+                                  f"({config.source('ca_cert')})")
+            self.session.set_config_variable("ca_bundle", config["ca_cert"])
         self.session.register("creating-client-class", _cap_answers)
         try:
             region = config.get("region") or self.session.get_config_variable("region")
@@ -701,7 +711,7 @@ class _Aws:
         # classified as every backend's, by type (always a TlsFailure for a botocore
         # SSLError; were it None, the error would be a plain BotoCoreError, below)
         if isinstance(exc, bx.SSLError) and (tls := net.tls_failure(
-                exc, "AWS_CA_BUNDLE (or ca_bundle in ~/.aws/config)")) is not None:
+                exc, "[aws] ca_cert, AWS_CA_BUNDLE or ca_bundle in ~/.aws/config")) is not None:
             endpoint = exc.kwargs.get("endpoint_url") or "AWS"
             return BackendUnavailable(f"{what}: TLS to {endpoint} failed: {tls.reason}",
                                       hint=tls.hint)

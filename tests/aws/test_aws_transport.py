@@ -27,3 +27,15 @@ def test_http_proxy_is_honoured(aws_env, moto, sts_proxy):
     aws_env["HTTP_PROXY"] = sts_proxy.url  # ... unless a proxy is configured
     token_of(aws(aws_env))
     assert sts_proxy.actions() == ["GetCallerIdentity"]
+
+
+def test_ca_cert_is_trusted_for_every_aws_call(aws_env, tls_moto, tmp_path):
+    """A company CA given as a setting, as for the other backends: the STS call and the
+    presign use it (and nothing else: AWS_CA_BUNDLE is unset); a missing file exits 2."""
+    server, ca_file = tls_moto
+    aws_env["CREDHELPER_AWS_ENDPOINT_URL"] = server.url
+    aws_env.pop("AWS_CA_BUNDLE", None)
+    aws_env["CREDHELPER_AWS_CA_CERT"] = ca_file
+    assert token_of(aws(aws_env)).startswith("credhelper-aws-v1.")
+    aws_env["CREDHELPER_AWS_CA_CERT"] = str(tmp_path / "missing.pem")
+    assert_failure(aws(aws_env), 2, "missing.pem", "does not exist")
