@@ -506,9 +506,11 @@ class _Aws:
             text = _read_terminal(prompt)
         else:
             from credhelper.providers import prompt as dialog
+            from credhelper.providers.device_flow import Presenter
 
             left = request.login_deadline - request.monotonic() - AFTER_MFA
-            text = (dialog.ask(f"Enter the MFA code for {serial}", left, request.env)
+            title = Presenter.of(request, self).asking  # who asks: helper and gateway
+            text = (dialog.ask(f"Enter the MFA code for {serial}", left, request.env, title)
                     if left >= 5 else None)
             if text is None:
                 raise LoginRequired(

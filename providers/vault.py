@@ -573,10 +573,11 @@ class VaultProvider(Provider):
             except (EOFError, OSError):
                 raise LoginRequired("no password was entered", hint) from None
         else:  # run by the app: nobody reads stderr, so ask in a desktop dialog
+            from .device_flow import Presenter
             from .prompt import ask
 
             password = ask(question, request.login_deadline - request.monotonic() - 2,
-                           request.env)
+                           request.env, title=Presenter.of(request, self).asking)
             if password is None:
                 raise LoginRequired(f"{what}, and there is no terminal or desktop dialog to "
                                     "ask on", hint)

@@ -193,6 +193,7 @@ def test_without_a_terminal_the_code_is_asked_in_a_desktop_dialog(mfa_env, sts_p
     args = open(record).read().splitlines()
     assert "--entry" in args and "--hide-text" in args
     assert f"--text=Enter the MFA code for {SERIAL}" in args
+    assert "--title=credhelper-aws" in args  # who is asking, as every sign-in says
     (timeout,) = [int(a.split("=")[1]) for a in args if a.startswith("--timeout=")]
     assert 0 < timeout <= 60  # within the run's sign-in bound (app_timeout 60s)
     (call,) = assume_role_calls(sts_proxy)

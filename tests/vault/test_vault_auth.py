@@ -142,6 +142,7 @@ def test_password_in_a_desktop_dialog_when_the_app_runs_it(base_env, lab, tmp_pa
     with open(record) as f:
         args = f.read().splitlines()
     assert "--hide-text" in args and "--text=Vault userpass password for alice" in args
+    assert "--title=credhelper-vault" in args  # who is asking, as every sign-in says
 
 
 def test_a_person_slower_than_timeout_still_signs_in(base_env, lab, tmp_path):
