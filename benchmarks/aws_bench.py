@@ -54,7 +54,7 @@ def helper_path() -> str:
 
 def timed(cmd, env) -> float:
     start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.run(cmd, env=env, capture_output=True)
     elapsed = time.perf_counter() - start
     if p.returncode != 0 or not p.stdout.startswith(b"credhelper-aws-v1."):
         raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode()[-500:]}")

@@ -35,8 +35,7 @@ def jwt(ttl: int) -> str:
 
 def timed(cmd, env, expect: bytes | None = None) -> float:
     start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(cmd, env=env, capture_output=True, stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     if p.returncode != 0 or (expect is not None and p.stdout != expect):
         sys.exit(f"benchmark command failed: {os.path.basename(cmd[0])} {cmd[1:]}: "

@@ -79,8 +79,7 @@ def seeded_env(server, work: str) -> dict:
 
 def timed(cmd, env, expect: bytes | None = VALUE.encode() + b"\n") -> float:
     start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(cmd, env=env, capture_output=True, stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     if p.returncode != 0 or (expect is not None and p.stdout != expect):
         raise SystemExit(f"{os.path.basename(cmd[0])} failed ({p.returncode}): {p.stdout[-200:]!r} "

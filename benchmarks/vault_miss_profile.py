@@ -133,8 +133,7 @@ IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 def run(cmd, env, expect: bytes | None = None) -> subprocess.CompletedProcess:
     # from the home directory: `python -c` puts the working directory first on sys.path,
     # where the source folder would shadow the installed package
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       stdin=subprocess.DEVNULL, cwd=env["HOME"])
+    p = subprocess.run(cmd, env=env, capture_output=True, stdin=subprocess.DEVNULL, cwd=env["HOME"])
     if p.returncode != 0 or (expect is not None and p.stdout != expect):
         raise SystemExit(f"{os.path.basename(cmd[0])} failed ({p.returncode}): "
                          f"{p.stderr.decode(errors='replace')[-800:]}")

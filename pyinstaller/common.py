@@ -78,7 +78,7 @@ def _closure(distribution, extras=()):
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _import_names():
     """Canonical distribution name -> its top-level import names."""
     from importlib import metadata
@@ -94,7 +94,7 @@ def _modules(distributions):
     return {module for d in distributions for module in _import_names().get(d, ())}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def libraries():
     """(each backend's own libraries, all of them), as top-level import names."""
     own_distribution = _canonical("credhelper")
@@ -109,7 +109,7 @@ def libraries():
     return per_backend, sorted({lib for libs in per_backend.values() for lib in libs})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bundled_backends(name):
     """The backends whose provider modules the binary of backend NAME holds: NAME, and
     every backend whose extra NAME's own extra pulls in (the chain's, credhelper[chain],

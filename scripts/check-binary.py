@@ -21,7 +21,7 @@ def main() -> None:
     if os.path.isdir(path):
         executable = os.path.join(path, os.path.basename(path))
         bundled = set()
-        for _, dirs, files in os.walk(path):
+        for _, dirs, _files in os.walk(path):
             bundled.update(d.split("-")[0].lower() for d in dirs)
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
         # Pure-Python modules live in the PYZ archive: ask the archive viewer too.

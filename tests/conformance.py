@@ -17,8 +17,8 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from conftest import assert_failure, leaked, run
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from services import MINTED_SECRETS, stop_process
 
 # In-process imports take the installed package, as the console scripts do. Still needed
@@ -142,8 +141,7 @@ def run(args, env, input=None, timeout=60):
         args,
         env=env,
         input=input.encode() if isinstance(input, str) else input,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
@@ -196,10 +194,10 @@ def assert_failure(proc, code: int, *phrases: str):
     """A contract failure: the exit code, nothing on stdout, a clear line on stderr."""
     assert proc.returncode == code, (proc.returncode, proc.stderr)
     assert proc.stdout == b"", proc.stdout
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines, "no error message on stderr"
     assert "Traceback" not in proc.stderr
-    errors = [l for l in lines if ": error: " in l]
+    errors = [ln for ln in lines if ": error: " in ln]
     assert len(errors) == 1, proc.stderr
     for phrase in phrases:
         assert phrase in proc.stderr, (phrase, proc.stderr)

@@ -48,7 +48,7 @@ class Fault:
 
     @classmethod
     def status(cls, status: int, *, retry_after: str | None = None, body=None,
-               content_type: str = "application/json") -> "Fault":
+               content_type: str = "application/json") -> Fault:
         """Answer with ``status`` (and a Retry-After header, when given) instead of forwarding."""
         headers = {"Content-Type": content_type}
         if retry_after is not None:
@@ -59,28 +59,28 @@ class Fault:
         return cls("status", code=status, headers=headers, body=data)
 
     @classmethod
-    def hang(cls) -> "Fault":
+    def hang(cls) -> Fault:
         """Read the request, then never answer (until the proxy stops)."""
         return cls("hang")
 
     @classmethod
-    def delay(cls, seconds: float) -> "Fault":
+    def delay(cls, seconds: float) -> Fault:
         """Hold the request ``seconds``, then forward it: the service sees it late."""
         return cls("delay", seconds=seconds)
 
     @classmethod
-    def late(cls, seconds: float) -> "Fault":
+    def late(cls, seconds: float) -> Fault:
         """Forward at once, then hold the answer ``seconds``: what the service minted
         ages on the way back (a token can expire before the client reads it)."""
         return cls("late", seconds=seconds)
 
     @classmethod
-    def drop(cls) -> "Fault":
+    def drop(cls) -> Fault:
         """Close the connection without an answer."""
         return cls("drop")
 
     @classmethod
-    def edit(cls, change: Callable) -> "Fault":
+    def edit(cls, change: Callable) -> Fault:
         """Forward, then answer with the real answer's JSON body changed: ``change(doc)``
         returns the new document (Python's json writes NaN and Infinity as JavaScript
         does), or bytes sent as they are (a number JSON cannot spell otherwise)."""
@@ -88,7 +88,7 @@ class Fault:
 
     @classmethod
     def huge(cls, size: int, status: int = 200, *, chunked: bool = False, prefix: bytes = b"",
-             content_type: str = "text/xml") -> "Fault":
+             content_type: str = "text/xml") -> Fault:
         """Answer ``size`` bytes (``prefix``, then filler), made while they are sent, never
         held in memory: with a Content-Length, or ``chunked`` without one. Stops when the
         client hangs up."""
@@ -113,7 +113,7 @@ class FaultProxy:
         # A short poll interval: stop() returns at once instead of after up to half a second.
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self.thread.start()
         return self
 

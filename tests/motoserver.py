@@ -59,7 +59,7 @@ class MotoServer:
         context = ssl.create_default_context(cafile=self.tls[2]) if self.tls else None
         return urllib.request.urlopen(request, timeout=timeout, context=context)
 
-    def start(self, timeout: float = 30.0) -> "MotoServer":
+    def start(self, timeout: float = 30.0) -> MotoServer:
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.proc = subprocess.Popen(
@@ -119,7 +119,7 @@ class StsProxy:
         self.server, self.url = quiet_server(self._handle)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "StsProxy":
+    def start(self) -> StsProxy:
         self.thread.start()
         return self
 

@@ -56,16 +56,15 @@ class OpenBao:
     def config_text(self) -> str:
         parts = []
         if self.audit_log:
-            parts.append('audit "file" "t" { options { file_path = %s } }' % json.dumps(self.audit_log))
+            parts.append(f'audit "file" "t" {{ options {{ file_path = {json.dumps(self.audit_log)} }} }}')
         if self.tls_port:
             parts.append(
-                'listener "tcp" {\n  address = %s\n  tls_cert_file = %s\n  tls_key_file = %s\n}'
-                % (json.dumps(f"127.0.0.1:{self.tls_port}"), json.dumps(self.tls_cert),
+                'listener "tcp" {{\n  address = {}\n  tls_cert_file = {}\n  tls_key_file = {}\n}}'.format(json.dumps(f"127.0.0.1:{self.tls_port}"), json.dumps(self.tls_cert),
                    json.dumps(self.tls_key))
             )
         return "\n".join(parts) + "\n"
 
-    def start(self, timeout: float = 30.0) -> "OpenBao":
+    def start(self, timeout: float = 30.0) -> OpenBao:
         config = os.path.join(self.workdir, "server.hcl")
         with open(config, "w") as f:
             f.write(self.config_text())

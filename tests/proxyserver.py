@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from openbao import free_port
 from services import log_tail, stop_process
 

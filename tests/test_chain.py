@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import CANARY, COUNTING, assert_failure, fetches, leaked, run
 
 SECOND = CANARY + "-second"

@@ -2,15 +2,15 @@
 
 import os
 
+import counting_helper  # noqa: F401  (registers the counting backend)
 import pytest
+from counting_helper import CountingProvider
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import counting_helper  # noqa: F401  (registers the counting backend)
 from credhelper import config, managed
 from credhelper.durations import parse_duration
 from credhelper.errors import ConfigError
 from credhelper.providers.keyring import KeyringProvider
-from counting_helper import CountingProvider
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from conftest import leaked
+from hypothesis import HealthCheck, given, settings, strategies as st
 from services import JsonStub
 
 # The secrets the run holds: they must stay off stderr even when the server echoes them.

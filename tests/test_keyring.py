@@ -9,7 +9,8 @@ from conftest import CANARY, assert_failure, run
 
 
 def jwt(ttl: int, secret_tail: str = "signature") -> str:
-    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    def enc(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
     return f"{enc({'alg': 'RS256', 'typ': 'JWT'})}.{enc({'sub': 'alice', 'exp': int(time.time()) + ttl})}.{secret_tail}"
 
 

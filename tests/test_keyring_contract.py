@@ -7,7 +7,6 @@ session) there too."""
 from __future__ import annotations
 
 import pytest
-
 from conformance import ContractTests, Harness
 from conftest import CANARY, run
 from test_keyring import jwt

@@ -7,7 +7,6 @@ test's debug log file, 0600/0700) cover the rest of the suite; this covers stdou
 import json
 
 import pytest
-
 from conftest import CANARY, leaked, run
 
 # Secrets each backend holds while `doctor` looks at it: in clear, as the worst case.

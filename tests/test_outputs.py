@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import CANARY, COUNTING, assert_failure, fetches, run
+
 from credhelper import output
 from credhelper.errors import ConfigError
 

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import CANARY, COUNTING, fetches, run
 
 PROBE = str(Path(__file__).with_name("probe_helper.py"))

@@ -15,12 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from openbao import free_port
+from proxyserver import PROXY_PASSWORD, PROXY_USER, auth_proxy, http_proxy, proxies  # noqa: F401
 
 from credhelper import net
 from credhelper.errors import BackendUnavailable
 from credhelper.log import Log
-from openbao import free_port
-from proxyserver import PROXY_PASSWORD, PROXY_USER, auth_proxy, http_proxy, proxies  # noqa: F401
 
 WRONG_PASSWORD = "canary-not-the-proxy-pw"
 

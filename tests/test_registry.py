@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOKEN = "canary-toy-5b1e"  # a canary: the suite's leak checks watch for it
 
 # All a third-party backend is: this module ...
-TOY_MODULE = '''\
+TOY_MODULE = f'''\
 """A toy backend: a setting, and a fetch that counts itself."""
 import time
 
@@ -39,7 +39,7 @@ class ToyProvider(Provider):
     name = "toy"
     summary = "a toy backend"
     settings = (
-        Setting("token", secret=True, default="%s"),
+        Setting("token", secret=True, default="{TOKEN}"),
         Setting("count_file", "path", credential=False),
     )
 
@@ -48,7 +48,7 @@ class ToyProvider(Provider):
             with open(self.config["count_file"], "a") as f:
                 f.write("fetch\\n")
         return Credential(self.config["token"], time.time() + 7200)
-''' % TOKEN
+'''
 # ... and this line (in its pyproject.toml: [project.scripts] credhelper-toy = "...").
 TOY_ENTRY_POINTS = "[console_scripts]\ncredhelper-toy = credhelper.entry:main\n"
 

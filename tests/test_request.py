@@ -88,7 +88,8 @@ def test_fresh_token_lifetimes_count_on_the_injected_clock():
     import json
 
     clock = FakeClock()
-    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    def enc(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
     token = f"{enc({'alg': 'none'})}.{enc({'iat': 5000, 'exp': 5600})}.x"  # issuer far behind
     assert request(clock).fresh_token_expiry(token, "issuer") == clock.wall + 600
 

@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from credhelper import secretref
 from credhelper.config import ProviderConfig, Value
-from credhelper.errors import (BackendUnavailable, ConfigError, CredhelperError,
-                               LoginRequired)
+from credhelper.errors import BackendUnavailable, ConfigError, CredhelperError, LoginRequired
 from credhelper.log import Log
 from credhelper.provider import Request, Setting
 

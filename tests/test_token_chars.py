@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time
 
 import pytest
+from conftest import CANARY, assert_failure, fetches, run
 from hypothesis import given, strategies as st
 
-from conftest import CANARY, assert_failure, fetches, run
 from credhelper import output, registry
 from credhelper.errors import AccessDenied
 from credhelper.provider import Credential, Provider, Setting

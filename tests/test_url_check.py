@@ -11,10 +11,10 @@ import sys
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import CANARY, assert_failure, run
 from hypothesis import HealthCheck, given, settings, strategies as st
 from urllib3.util import parse_url
 
-from conftest import CANARY, assert_failure, run
 from credhelper.config import check_url, is_loopback
 
 PIECES = ["http://", "https://", "HTTP://", "127.0.0.1", "127.0.0.3", "localhost", "[::1]",

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from openbao import OpenBao, free_port
 from services import log_tail, stop_process
 
@@ -89,7 +88,7 @@ class Gateway:
         self.process = None
         self.started_in = None
 
-    def start(self, python: str, timeout: float = 120.0) -> "Gateway":
+    def start(self, python: str, timeout: float = 120.0) -> Gateway:
         (self.workdir / "cfg.yaml").write_text(CONFIG)
         (self.workdir / "litellm_plugin.py").write_text((HERE / "litellm_plugin.py").read_text())
         env = {

@@ -9,11 +9,11 @@ import json
 import plistlib
 
 import pytest
-
 from conftest import assert_failure, run
+
 from credhelper import budget, managed
 
-from .test_managed import FakeWinreg, KEYRING, load, mac, win  # noqa: F401  (fixtures)
+from .test_managed import KEYRING, FakeWinreg, load, mac, win  # noqa: F401  (fixtures)
 
 
 def write_app_plist(root, values: dict, user: bool = False) -> str:

@@ -10,6 +10,7 @@ import re
 import time
 
 from conftest import CANARY, run
+
 from credhelper import run as run_mod
 
 

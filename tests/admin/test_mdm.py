@@ -33,7 +33,8 @@ def read_reg(path) -> dict[str, dict[str, str]]:
         if line.startswith("["):
             current = keys.setdefault(line[1:-1], {})
             continue
-        unescape = lambda s: re.sub(r"\\(.)", r"\1", s)
+        def unescape(s):
+            return re.sub(r"\\(.)", r"\1", s)
         deleted = re.fullmatch(r'"((?:[^"\\]|\\.)*)"=-', line)
         if deleted:  # a value this export removes
             current.pop(unescape(deleted.group(1)), None)

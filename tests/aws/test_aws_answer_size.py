@@ -17,7 +17,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import assert_failure, script
 from faultproxy import Fault
 

@@ -10,7 +10,16 @@ import pytest
 from conftest import assert_failure
 
 from .conftest import ACCOUNT, SECRET_CANARY, SESSION_CANARY
-from .helpers import assert_clean, aws, aws_config, aws_credentials, cache_entries, credhelper_config, token_of, write
+from .helpers import (
+    assert_clean,
+    aws,
+    aws_config,
+    aws_credentials,
+    cache_entries,
+    credhelper_config,
+    token_of,
+    write,
+)
 
 
 def caller(env) -> str:

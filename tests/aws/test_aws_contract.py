@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conformance import ContractTests, Harness
 
 from .conftest import SECRET_CANARY, SESSION_CANARY

@@ -54,8 +54,19 @@ from faultproxy import Fault, FaultProxy
 
 from credhelper.providers import aws_verify
 
-from .helpers import (assert_clean, assert_stale, aws, aws_config, cache_entries, entry_files,
-                      forced, json_error, sts_error, token_of, write)
+from .helpers import (
+    assert_clean,
+    assert_stale,
+    aws,
+    aws_config,
+    cache_entries,
+    entry_files,
+    forced,
+    json_error,
+    sts_error,
+    token_of,
+    write,
+)
 
 FORWARDED = ("POST", "/", "forwarded 200")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import CANARY
+
 from credhelper.providers import aws_verify
 
-from conftest import CANARY
 from .helpers import aws, aws_credentials, token_of
 
 

@@ -16,6 +16,7 @@ import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from credhelper.providers import aws_verify
 from credhelper.providers.aws_verify import STSUnavailable, TokenRejected
 

@@ -15,8 +15,8 @@ import sys
 import tempfile
 
 import pytest
-
 from conftest import CANARY, run
+
 from .idpkit import IdP
 
 SVC_SECRET = "svc-" + CANARY

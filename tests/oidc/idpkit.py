@@ -75,7 +75,7 @@ class IdP:
         wrong.cert_pem.write_to_path(self.wrong_ca_pem)
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> "IdP":
+    def start(self, timeout: float = 20.0) -> IdP:
         npm_install()
         env = {**os.environ, "IDP_PORT": str(self.port), "IDP_CERT": self.cert,
                "IDP_KEY": self.key, "IDP_SVC_SECRET": self.svc_secret,

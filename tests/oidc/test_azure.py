@@ -11,6 +11,7 @@ import os
 import time
 
 from conftest import assert_failure, run
+
 from credhelper import jwt
 
 from .idpkit import sign_in

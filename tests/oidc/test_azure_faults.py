@@ -37,18 +37,26 @@ import os
 import time
 
 import pytest
-
 from conftest import assert_failure, run, skewed_clock
-from credhelper import jwt
 from faultproxy import Fault
 from services import MINTED_SECRETS
+
+from credhelper import jwt
 
 from .conftest import SVC_SECRET, desktop_env
 from .idpkit import IdP, sign_in
 from .test_oidc import interactive
-from .test_oidc_faults import (DISCOVERY, SHORT_TTL, TOKEN, cold, expect_token,
-                               served_from_cache, timed)
-from .test_oidc_faults import proxy, rig  # noqa: F401  (fixtures: this module's own rig)
+from .test_oidc_faults import (  # noqa: F401  (fixtures: this module's own rig)
+    DISCOVERY,
+    SHORT_TTL,
+    TOKEN,
+    cold,
+    expect_token,
+    proxy,
+    rig,
+    served_from_cache,
+    timed,
+)
 
 HELPER = ["credhelper-azure"]
 
@@ -285,9 +293,9 @@ def test_a_skewed_clock_counts_the_lifetime_from_its_own_now(env, rig, proxy, tm
     # On the helper's clock: its now plus the token's lifetime, not the issuer's exp.
     assert before + seconds + lifetime - 2 <= entry["expires_at"] <= after + seconds + lifetime + 2, (
         entry["expires_at"] - before - seconds - lifetime)
-    warnings = [l for l in proc.stderr.splitlines() if ": warning: " in l]
-    assert any("clock" in l and ("ahead of" if seconds > 0 else "behind") in l
-               for l in warnings), proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ": warning: " in ln]
+    assert any("clock" in w and ("ahead of" if seconds > 0 else "behind") in w
+               for w in warnings), proc.stderr
 
 
 # ---------------------------------------------------------------- 7. dies on the way

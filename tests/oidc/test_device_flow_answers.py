@@ -20,14 +20,12 @@ import json
 import re
 
 import pytest
-
 from conftest import assert_failure
 from faultproxy import Fault
 
 from .conftest import desktop_env
 from .test_azure_faults import azure_env
-from .test_oidc_faults import TOKEN, timed
-from .test_oidc_faults import proxy, rig  # noqa: F401  (fixtures: this module's own rig)
+from .test_oidc_faults import TOKEN, proxy, rig, timed  # noqa: F401  (fixtures: this module's own rig)
 
 DEVICE = "/device/auth"
 # Numbers as they appear in the JSON text of the answer.

@@ -10,9 +10,9 @@ import os
 import time
 
 import pytest
-
 from conftest import CANARY, assert_failure, run
 from services import MINTED_SECRETS
+
 from credhelper import jwt
 
 from .conftest import SVC_SECRET

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conformance import ContractTests, Harness
 
 from .conftest import SVC_SECRET

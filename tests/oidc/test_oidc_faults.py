@@ -34,10 +34,10 @@ import os
 import time
 
 import pytest
-
 from conftest import assert_failure, run, skewed_clock
-from credhelper import jwt
 from faultproxy import Fault, FaultProxy
+
+from credhelper import jwt
 
 from .conftest import SVC_SECRET, desktop_env
 from .idpkit import IdP, sign_in
@@ -164,8 +164,8 @@ def served_from_cache(proc, token: str, path: str, data: bytes, *phrases: str) -
     """Stale-if-error: the cached token printed, a warning naming the cause, the entry
     untouched."""
     assert expect_token(proc) == token
-    warnings = [l for l in proc.stderr.splitlines() if ": warning: " in l]
-    assert any("serving the cached credential" in l for l in warnings), proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ": warning: " in ln]
+    assert any("serving the cached credential" in ln for ln in warnings), proc.stderr
     for phrase in phrases:
         assert phrase in proc.stderr, (phrase, proc.stderr)
     with open(path, "rb") as f:
@@ -338,9 +338,9 @@ def test_a_skewed_clock_counts_the_lifetime_from_its_own_now(env, proxy, offset,
     # The entry's expiry is on the helper's clock: its now plus the token's lifetime.
     assert before + seconds + lifetime - 2 <= entry["expires_at"] <= after + seconds + lifetime + 2, (
         entry["expires_at"] - before - seconds - lifetime)
-    warnings = [l for l in proc.stderr.splitlines() if ": warning: " in l]
-    assert any("clock" in l and ("ahead of" if seconds > 0 else "behind") in l
-               for l in warnings), proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ": warning: " in ln]
+    assert any("clock" in w and ("ahead of" if seconds > 0 else "behind") in w
+               for w in warnings), proc.stderr
 
 
 # ---------------------------------------------------------------- 7. dies on the way

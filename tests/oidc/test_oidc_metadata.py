@@ -7,12 +7,10 @@ endpoints."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import assert_failure, run
 from faultproxy import Fault
 
-from .test_oidc_faults import DISCOVERY, svc_env
-from .test_oidc_faults import proxy, rig  # noqa: F401  (fixtures: this module's own rig)
+from .test_oidc_faults import DISCOVERY, proxy, rig, svc_env  # noqa: F401  (fixtures: this module's own rig)
 
 BAD = {
     "plain http to another machine": ("token_endpoint", "http://198.51.100.7/token"),

@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 
 from conftest import assert_failure, run
-from credhelper import jwt
+from openbao import free_port
 from proxyserver import PROXY_PASSWORD, PROXY_USER, auth_proxy, http_proxy, proxies, proxy_env  # noqa: F401
 
-from openbao import free_port
+from credhelper import jwt
 
 from .conftest import SVC_SECRET
 from .idpkit import sign_in

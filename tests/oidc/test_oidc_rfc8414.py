@@ -14,8 +14,8 @@ publishing OpenID discovery.
 from __future__ import annotations
 
 import pytest
-
 from conftest import assert_failure, run
+
 from credhelper import jwt
 
 from .conftest import SVC_SECRET, desktop_env

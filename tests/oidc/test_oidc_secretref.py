@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from conftest import assert_failure, run
+
 from credhelper import jwt
 
 from .conftest import SVC_SECRET

@@ -21,12 +21,11 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from conftest import CANARY, assert_failure, run
 from openbao import OpenBao, free_port
 
-from .conftest import SVC_SECRET
 from .chromium_browser import log_tail
+from .conftest import SVC_SECRET
 from .idpkit import PASSWORD
 
 SECRETS = {"gateway": "oidc-kv-" + CANARY, "other": "oidc-other-" + CANARY}

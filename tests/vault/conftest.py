@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from .vaultkit import CANARY, OTHER_FIELD_VALUE, PASSWORD, sign_jwt, now
 from openbao import OpenBao
 from services import MINTED_SECRETS, JsonStub
+
+from .vaultkit import CANARY, OTHER_FIELD_VALUE, PASSWORD, now, sign_jwt
 
 POLICY = """
 path "secret/data/*" { capabilities = ["read"] }

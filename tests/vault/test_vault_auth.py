@@ -190,6 +190,7 @@ def test_jwt_login_with_static_key(base_env, lab):
 
 def test_jwt_signed_by_another_key_exits_5(base_env, lab, tmp_path):
     from cryptography.hazmat.primitives.asymmetric import rsa
+
     from .vaultkit import now, sign_jwt
 
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conformance import ContractTests, Harness
 
 from .vaultkit import helper_env

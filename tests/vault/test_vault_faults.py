@@ -36,11 +36,9 @@ import re
 import time
 
 import pytest
-
 from faultproxy import Fault, FaultProxy
 
-from .vaultkit import (CANARY, _root, expect_token, failure, helper_env, jwt_claims, no_leak,
-                       run)
+from .vaultkit import CANARY, _root, expect_token, failure, helper_env, jwt_claims, no_leak, run
 
 skewed_clock = _root.skewed_clock
 
@@ -103,8 +101,8 @@ def served_stale(proc, token: str, *phrases: str) -> None:
     """Stale-if-error: the cached credential on stdout, no error, one warning naming the cause."""
     expect_token(proc, token)
     assert ": error: " not in proc.stderr, proc.stderr
-    warnings = [l for l in proc.stderr.splitlines()
-                if ": warning: " in l and "serving the cached credential" in l]
+    warnings = [ln for ln in proc.stderr.splitlines()
+                if ": warning: " in ln and "serving the cached credential" in ln]
     assert len(warnings) == 1, proc.stderr
     for phrase in phrases:
         assert phrase in warnings[0], (phrase, proc.stderr)

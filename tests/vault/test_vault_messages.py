@@ -11,12 +11,12 @@ def test_a_kv_secret_says_its_expiry_is_the_max_age_default(base_env, lab):
     env["VAULT_TOKEN"] = "root"
     p = run(["credhelper-vault", "--debug"], env)
     expect_token(p, lab.values["kv2"], "root")
-    [line] = [l for l in p.stderr.splitlines() if "new credential valid for" in l]
+    [line] = [ln for ln in p.stderr.splitlines() if "new credential valid for" in ln]
     assert "the default max_age for a secret without expiry (7200s)" in line
     assert "from the backend" not in line
     env["CREDHELPER_VAULT_MAX_AGE"] = "30m"  # another key: fetched again
     p = run(["credhelper-vault", "--debug"], env)
-    [line] = [l for l in p.stderr.splitlines() if "new credential valid for" in l]
+    [line] = [ln for ln in p.stderr.splitlines() if "new credential valid for" in ln]
     assert "(expiry from max_age, set by CREDHELPER_VAULT_MAX_AGE (environment))" in line
 
 

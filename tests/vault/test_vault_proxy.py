@@ -4,9 +4,8 @@ on NO_PROXY reached around it. The proxy's log says which requests went through 
 
 from __future__ import annotations
 
-from proxyserver import PROXY_PASSWORD, PROXY_USER, auth_proxy, http_proxy, proxies, proxy_env  # noqa: F401
-
 from openbao import free_port
+from proxyserver import PROXY_PASSWORD, PROXY_USER, auth_proxy, http_proxy, proxies, proxy_env  # noqa: F401
 
 from .vaultkit import expect_token, failure, helper_env, run
 

@@ -13,8 +13,16 @@ import subprocess
 import sys
 import time
 
-from .vaultkit import (OTHER_FIELD_VALUE, expect_token, failure, helper_env, jwt_claims, no_leak,
-                      run, script)
+from .vaultkit import (
+    OTHER_FIELD_VALUE,
+    expect_token,
+    failure,
+    helper_env,
+    jwt_claims,
+    no_leak,
+    run,
+    script,
+)
 
 KV2 = {"secret": "secret/gateway", "field": "token"}
 

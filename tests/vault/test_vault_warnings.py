@@ -12,7 +12,6 @@ must be masked before anything from that answer is logged: on stderr (--debug) a
 from __future__ import annotations
 
 import pytest
-
 from faultproxy import Fault, FaultProxy
 from services import MINTED_SECRETS
 
