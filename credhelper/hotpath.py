@@ -32,18 +32,13 @@ def hit(provider: str, env: Mapping[str, str], clock: Callable[[], float], log: 
     log.log_file = snap.get("log_file")
     from credhelper.cache import SERVE, decide, open_cache
 
-    grace = snap.get("refresh_grace") if force else None
-    if force and not isinstance(grace, (int, float)):
-        return None  # a snapshot from before refresh_grace existed: take the full path
+    # snapshot.read has checked every setting used here (types and ranges).
+    grace = snap["refresh_grace"] if force else None
     deadline = None
-    if snap["cache"] == "keyring":
-        timeout = snap.get("timeout")  # seconds, as the full path computed it
-        if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
-                or not 0 <= timeout <= 600):  # (NaN fails too)
-            return None  # no usable bound for the keyring: the full path has one
+    if snap["cache"] == "keyring":  # the run's bound, as the full path computed it
         import time
 
-        deadline = (time.monotonic() if started is None else started) + timeout
+        deadline = (time.monotonic() if started is None else started) + snap["timeout"]
     cache = open_cache(snap["cache"], directory, log, deadline)
     entry = cache.load(provider, snap["key"], clock())
     now = clock()

@@ -117,6 +117,7 @@ def _well_formed(settings: object) -> bool:
         and _number(settings.get("refresh_grace"))
         and _number(settings.get("refresh_window"))
         and _number(settings.get("spread")) and settings["spread"] < 1
+        and _number(settings.get("timeout")) and settings["timeout"] <= 600  # the app's most
         and isinstance(settings.get("output"), str)
         and isinstance(headers, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())

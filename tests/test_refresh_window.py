@@ -250,7 +250,7 @@ def test_a_damaged_machine_id_is_replaced(one):
 def test_a_snapshot_with_a_bad_window_or_spread_is_not_used():
     good = {"cache": "file", "key": "abc123", "min_validity": 300.0, "refresh_grace": 10.0,
             "refresh_window": 300.0, "spread": 0.5, "output": "token", "headers": {},
-            "log_file": None}
+            "log_file": None, "timeout": 58.0}  # as the full path writes it
     assert _well_formed(good)
     for field, value in (("spread", 1.0), ("spread", -0.1), ("spread", "0.5"),
                          ("spread", None), ("refresh_window", float("nan")),
